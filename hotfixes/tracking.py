@@ -1,0 +1,27 @@
+"""Opening hotfixes and recording the module versions they make."""
+
+from django.utils import timezone
+
+from hotfixes.models import Hotfix, HotfixChange
+
+
+def record_hotfix_change(module, environment, version, *, replaced, user) -> Hotfix:
+    """Add `version` to the open hotfix of the module's application in `environment`, opening one if needed.
+
+    Call inside the publishing transaction, so a hotfix never exists without its change.
+    """
+    now = timezone.now()
+    hotfix = (
+        Hotfix.objects.open()
+        .select_for_update()
+        .filter(application_id=module.application_id, environment=environment)
+        .first()
+    )
+    if hotfix is None:
+        hotfix = Hotfix.objects.create(
+            application_id=module.application_id, environment=environment, opened_at=now, opened_by=user
+        )
+    HotfixChange.objects.create(
+        hotfix=hotfix, module=module, version=version, replaced_version=replaced, at=now
+    )
+    return hotfix

@@ -1,0 +1,287 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+from lifecycle.version_numbers import VersionNumber
+
+
+class ImmutableError(Exception):
+    """Raised when code tries to change or delete a record that is history."""
+
+
+class ImmutableQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ImmutableError(f"{self.model.__name__} records cannot be changed once made.")
+
+    def delete(self):
+        raise ImmutableError(f"{self.model.__name__} records cannot be deleted.")
+
+
+class ImmutableModel(models.Model):
+    """A record that is written once and never changed or deleted: versions, tags, history."""
+
+    objects = ImmutableQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ImmutableError(f"{type(self).__name__} {self.pk} cannot be changed once made.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableError(f"{type(self).__name__} {self.pk} cannot be deleted.")
+
+
+class EnvironmentQuerySet(models.QuerySet):
+    def first_in_pipeline(self):
+        return self.order_by("position", "id").first()
+
+
+class Environment(models.Model):
+    name = models.CharField(max_length=60, unique=True)
+    position = models.PositiveIntegerField(
+        default=0, help_text="Order in the pipeline; the lowest is the development environment."
+    )
+    is_production = models.BooleanField("Production", default=False)
+
+    objects = EnvironmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def is_first(self):
+        return Environment.objects.first_in_pipeline() == self
+
+
+class Application(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = [Lower("name"), "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class Module(models.Model):
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="modules")
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Blob(models.Model):
+    """File content, stored once per SHA-256 whatever how many versions use it."""
+
+    hash = models.CharField(max_length=64, primary_key=True)
+    data = models.BinaryField()
+    size = models.PositiveBigIntegerField()
+    is_binary = models.BooleanField()
+
+    objects = ImmutableQuerySet.as_manager()
+
+    def __str__(self):
+        return self.hash[:12]
+
+
+class ModuleVersion(ImmutableModel):
+    """An immutable snapshot of a module's files, numbered 1, 2, 3... per module."""
+
+    module = models.ForeignKey(Module, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    merged_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="merged_into"
+    )
+    tree_hash = models.CharField(max_length=64, db_index=True)
+    file_count = models.PositiveIntegerField(default=0)
+    total_size = models.PositiveBigIntegerField(default=0)
+    comment = models.TextField(blank=True)
+    published_in = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["module", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["module", "number"], name="module_version_number_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.module.name} v{self.number}"
+
+    def manifest(self) -> dict[str, str]:
+        return dict(self.files.values_list("path", "blob_id"))
+
+
+class ModuleFile(ImmutableModel):
+    """One entry of a version's manifest: a path and the content stored under its hash."""
+
+    version = models.ForeignKey(ModuleVersion, on_delete=models.PROTECT, related_name="files")
+    path = models.CharField(max_length=1024)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["version", "path"]
+        constraints = [models.UniqueConstraint(fields=["version", "path"], name="module_file_path_unique")]
+
+    def __str__(self):
+        return self.path
+
+
+class CurrentVersion(models.Model):
+    """The module version running in an environment. Changed only by publish, deploy or merge."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="current_versions")
+    module = models.ForeignKey(Module, on_delete=models.PROTECT, related_name="current_versions")
+    version = models.ForeignKey(ModuleVersion, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "module"], name="current_version_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.module.name} v{self.version.number} in {self.environment.name}"
+
+
+class ModuleChange(ImmutableModel):
+    """The record of one change of a module's current version in an environment."""
+
+    class Kind(models.TextChoices):
+        PUBLISH = "publish", "Publish"
+        DEPLOY = "deploy", "Deploy"
+        MERGE = "merge", "Merge"
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    module = models.ForeignKey(Module, on_delete=models.PROTECT, related_name="changes")
+    previous_version = models.ForeignKey(
+        ModuleVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    version = models.ForeignKey(ModuleVersion, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    at = models.DateTimeField(db_index=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return (
+            f"{self.get_kind_display()} {self.module.name} v{self.version.number} in {self.environment.name}"
+        )
+
+
+class ApplicationTag(ImmutableModel):
+    """An application version: a named, immutable set of module versions such as 0.3 or 0.3.1."""
+
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="tags")
+    number = models.CharField(max_length=32)
+    major = models.PositiveIntegerField()
+    minor = models.PositiveIntegerField()
+    patch = models.PositiveIntegerField()
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="+", help_text="Where it was tagged."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["application", "major", "minor", "patch"]
+        constraints = [
+            # 0.3 and 0.3.0 are the same version: patch is stored as 0 for both.
+            models.UniqueConstraint(
+                fields=["application", "major", "minor", "patch"], name="application_tag_number_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.application.name} {self.number}"
+
+    @property
+    def version_number(self) -> VersionNumber:
+        return VersionNumber.parse(self.number)
+
+
+class TagMember(ImmutableModel):
+    tag = models.ForeignKey(ApplicationTag, on_delete=models.PROTECT, related_name="members")
+    module = models.ForeignKey(Module, on_delete=models.PROTECT, related_name="+")
+    version = models.ForeignKey(ModuleVersion, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tag", "module"], name="tag_member_module_unique")]
+
+    def __str__(self):
+        return f"{self.tag}: {self.module.name} v{self.version.number}"
+
+
+class EnvironmentTag(models.Model):
+    """The tag last deployed to or tagged in an environment: the application's version there."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
+    tag = models.ForeignKey(ApplicationTag, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "application"], name="environment_tag_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.application.name} {self.tag.number} in {self.environment.name}"
+
+
+class AccessLevel(models.IntegerChoices):
+    VIEW = 10, "view"
+    PUBLISH = 20, "publish"
+    DEPLOY = 30, "deploy"
+    FULL = 40, "full"
+
+
+class EnvironmentAccess(models.Model):
+    """A group's access level in one environment. A user's level is the highest of their groups'."""
+
+    group = models.ForeignKey("auth.Group", on_delete=models.CASCADE, related_name="environment_access")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="access")
+    level = models.PositiveSmallIntegerField(choices=AccessLevel.choices)
+
+    class Meta:
+        verbose_name_plural = "environment access"
+        constraints = [
+            models.UniqueConstraint(fields=["group", "environment"], name="environment_access_unique"),
+            models.CheckConstraint(
+                condition=Q(level__in=AccessLevel.values), name="environment_access_level"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.group.name}: {self.get_level_display()} in {self.environment.name}"

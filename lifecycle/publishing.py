@@ -1,0 +1,170 @@
+"""Publishing a new module version into an environment.
+
+The one path by which new content enters Stageboard: the browser editor, zip
+upload, command line, API, merges and the demo loader all end here, so the
+same content always becomes the same stored version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from lifecycle.models import (
+    Blob,
+    CurrentVersion,
+    Environment,
+    Module,
+    ModuleChange,
+    ModuleFile,
+    ModuleVersion,
+)
+from lifecycle.snapshots import content_hash, is_binary, tree_hash
+
+
+class StaleEdit(Exception):
+    """The module changed in the environment after the edit began."""
+
+    def __init__(self, current: CurrentVersion):
+        self.current = current
+        who = current.changed_by.get_username() if current.changed_by else "someone"
+        super().__init__(
+            f"{current.module.name} changed in {current.environment.name} while you were editing: "
+            f"{who} made version {current.version.number} current."
+        )
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    version: ModuleVersion
+    created: bool  # False when the content was identical to the current version: "no changes".
+    previous: ModuleVersion | None
+
+
+def store_blobs(files: Mapping[str, bytes]) -> dict[str, str]:
+    """Store each distinct content once; return the manifest (path -> content hash)."""
+    manifest = {path: content_hash(data) for path, data in files.items()}
+    by_hash = {manifest[path]: files[path] for path in files}
+    existing = set(Blob.objects.filter(hash__in=by_hash).values_list("hash", flat=True))
+    missing = [
+        Blob(hash=digest, data=data, size=len(data), is_binary=is_binary(data))
+        for digest, data in by_hash.items()
+        if digest not in existing
+    ]
+    # ignore_conflicts: another publish may store the same content at the same moment.
+    Blob.objects.bulk_create(missing, ignore_conflicts=True, batch_size=200)
+    return manifest
+
+
+def create_version(
+    module: Module,
+    files: Mapping[str, bytes],
+    *,
+    parent: ModuleVersion | None,
+    user=None,
+    comment: str = "",
+    environment: Environment | None = None,
+    merged_from: ModuleVersion | None = None,
+) -> ModuleVersion:
+    """Make a new immutable version of `module`. Call inside a transaction holding the module lock."""
+    manifest = store_blobs(files)
+    highest = module.versions.aggregate(highest=Max("number"))["highest"] or 0
+    version = ModuleVersion.objects.create(
+        module=module,
+        number=highest + 1,
+        parent=parent,
+        merged_from=merged_from,
+        tree_hash=tree_hash(manifest),
+        file_count=len(manifest),
+        total_size=sum(len(data) for data in files.values()),
+        comment=comment,
+        published_in=environment,
+        created_by=user,
+    )
+    ModuleFile.objects.bulk_create(
+        [ModuleFile(version=version, path=path, blob_id=digest) for path, digest in sorted(manifest.items())],
+        batch_size=500,
+    )
+    return version
+
+
+def make_current(
+    environment: Environment,
+    module: Module,
+    version: ModuleVersion,
+    *,
+    kind: str,
+    user=None,
+    comment: str = "",
+    previous: ModuleVersion | None = None,
+) -> None:
+    now = timezone.now()
+    CurrentVersion.objects.update_or_create(
+        environment=environment,
+        module=module,
+        defaults={"version": version, "changed_at": now, "changed_by": user},
+    )
+    ModuleChange.objects.create(
+        environment=environment,
+        module=module,
+        previous_version=previous,
+        version=version,
+        kind=kind,
+        user=user,
+        at=now,
+        comment=comment,
+    )
+
+
+def publish(
+    module: Module,
+    environment: Environment,
+    files: Mapping[str, bytes],
+    *,
+    user=None,
+    comment: str = "",
+    based_on: ModuleVersion | None = None,
+    check_stale: bool = False,
+) -> PublishResult:
+    """Publish `files` as the module's new version in `environment`.
+
+    With `check_stale`, `based_on` is the version the edit started from and the
+    publish is refused (StaleEdit) if another version became current since.
+    Publishing into any environment but the first opens or extends a hotfix.
+    """
+    from hotfixes.tracking import record_hotfix_change
+
+    with transaction.atomic():
+        # Lock the module: version numbers are per module, whichever environment publishes.
+        Module.objects.select_for_update().get(pk=module.pk)
+        current = (
+            CurrentVersion.objects.select_for_update(of=("self",))
+            .select_related("version", "changed_by", "environment", "module")
+            .filter(environment=environment, module=module)
+            .first()
+        )
+        previous = current.version if current else None
+        if check_stale and previous != based_on:
+            raise StaleEdit(current)
+        manifest = {path: content_hash(data) for path, data in files.items()}
+        if previous is not None and previous.tree_hash == tree_hash(manifest):
+            return PublishResult(version=previous, created=False, previous=previous)
+        version = create_version(
+            module, files, parent=previous, user=user, comment=comment, environment=environment
+        )
+        make_current(
+            environment,
+            module,
+            version,
+            kind=ModuleChange.Kind.PUBLISH,
+            user=user,
+            comment=comment,
+            previous=previous,
+        )
+        if not environment.is_first():
+            record_hotfix_change(module, environment, version, replaced=previous, user=user)
+        return PublishResult(version=version, created=True, previous=previous)

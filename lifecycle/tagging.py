@@ -1,0 +1,75 @@
+"""Tagging an application's state in an environment as a new application version."""
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from lifecycle.models import ApplicationTag, CurrentVersion, EnvironmentTag, TagMember
+from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber
+
+
+class TagError(ValueError):
+    """A tag that cannot be made; the message says why, for the user."""
+
+
+def taken_numbers(application) -> set[VersionNumber]:
+    return {
+        VersionNumber(major, minor, patch)
+        for major, minor, patch in application.tags.values_list("major", "minor", "patch")
+    }
+
+
+def parse_new_number(application, text: str) -> VersionNumber:
+    """Parse a number the user typed and check it is free in the application."""
+    try:
+        number = VersionNumber.parse(text)
+    except InvalidVersionNumber as error:
+        raise TagError(str(error)) from None
+    existing = application.tags.filter(major=number.major, minor=number.minor, patch=number.patch).first()
+    if existing is not None:
+        same = (
+            "" if existing.number == str(number) else f" ({number} is the same version as {existing.number})"
+        )
+        raise TagError(
+            f"{existing.number} is already taken in {application.name}{same}; choose another number."
+        )
+    return number
+
+
+def tag_environment(application, environment, text: str, *, user=None, notes: str = "") -> ApplicationTag:
+    """Tag the modules currently running in `environment` as application version `text`."""
+    number = parse_new_number(application, text)
+    with transaction.atomic():
+        current = list(
+            CurrentVersion.objects.select_for_update()
+            .filter(environment=environment, module__application=application)
+            .values_list("module_id", "version_id")
+        )
+        if not current:
+            raise TagError(f"{application.name} has no modules in {environment.name} to tag.")
+        try:
+            with transaction.atomic():
+                tag = ApplicationTag.objects.create(
+                    application=application,
+                    number=str(number),
+                    major=number.major,
+                    minor=number.minor,
+                    patch=number.patch,
+                    environment=environment,
+                    created_by=user,
+                    notes=notes,
+                )
+        except IntegrityError:
+            # Someone tagged the same number between our check and our insert.
+            raise TagError(f"{number} was just taken in {application.name}; choose another number.") from None
+        TagMember.objects.bulk_create(
+            [
+                TagMember(tag=tag, module_id=module_id, version_id=version_id)
+                for module_id, version_id in current
+            ]
+        )
+        EnvironmentTag.objects.update_or_create(
+            environment=environment,
+            application=application,
+            defaults={"tag": tag, "changed_at": timezone.now()},
+        )
+    return tag
