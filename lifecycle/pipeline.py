@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from hotfixes.models import Hotfix, HotfixChange
 from lifecycle.models import CurrentVersion, EnvironmentTag, TagMember
@@ -22,7 +23,7 @@ class Cell:
     tagged: dict[int, int]  # module id -> version id in the tag
     open_hotfix: bool
 
-    @property
+    @cached_property
     def changed_modules(self) -> set[int]:
         """Modules that differ from the tag: another version, or present on one side only."""
         if self.tag_number is None:
@@ -55,7 +56,7 @@ class Gap:
     source: Cell
     target: Cell
 
-    @property
+    @cached_property
     def differing(self) -> int:
         left, right = self.source.modules, self.target.modules
         return sum(1 for m in left.keys() | right.keys() if left.get(m) != right.get(m))

@@ -1,0 +1,1 @@
+"""Tickets: customer questions, their state and service levels."""

@@ -1,0 +1,14 @@
+"""Payments: charging orders through the card provider, and refunds."""
+
+from .gateway import Payment, PaymentError, PaymentGateway
+from .refunds import Refund, RefundError, RefundReason, refund_payment
+
+__all__ = [
+    "Payment",
+    "PaymentError",
+    "PaymentGateway",
+    "Refund",
+    "RefundError",
+    "RefundReason",
+    "refund_payment",
+]
