@@ -181,3 +181,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": _read("LOG_LEVEL", env.str, "INFO")},
 }
+
+# Limits on module content, for every way of publishing (editor, zip, command line, API).
+MODULE_MAX_FILES = _read("MODULE_MAX_FILES", env.int, 5000)
+MODULE_MAX_FILE_BYTES = _read("MODULE_MAX_FILE_BYTES", env.int, 5 * 1024 * 1024)
+MODULE_MAX_TOTAL_BYTES = _read("MODULE_MAX_TOTAL_BYTES", env.int, 50 * 1024 * 1024)
+MODULE_MAX_ARCHIVE_BYTES = _read("MODULE_MAX_ARCHIVE_BYTES", env.int, 50 * 1024 * 1024)
+# A zip entry that expands more than this many times its compressed size is treated as a zip bomb.
+MODULE_MAX_COMPRESSION_RATIO = _read("MODULE_MAX_COMPRESSION_RATIO", env.int, 200)
+# Uploaded zips are streamed to a temporary file above this size instead of kept in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

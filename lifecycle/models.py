@@ -285,3 +285,59 @@ class EnvironmentAccess(models.Model):
 
     def __str__(self):
         return f"{self.group.name}: {self.get_level_display()} in {self.environment.name}"
+
+
+class Draft(models.Model):
+    """A user's edit of a module in an environment, kept until published or discarded.
+
+    Stored in the database (files by content hash) so an edit survives a refused
+    publish and any process behind the load balancer can continue it.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts")
+    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="drafts")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="drafts")
+    base_version = models.ForeignKey(
+        ModuleVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The version the edit started from.",
+    )
+    manifest = models.JSONField(default=dict, help_text="path -> content hash")
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "module", "environment"], name="one_draft_per_user_module_env"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.user} editing {self.module.name} in {self.environment.name}"
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 is stored; the token is shown once, at creation."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="The first characters, to recognise the token.")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from lifecycle import access
+from lifecycle.archives import Limits, check_files
 from lifecycle.models import (
+    AccessLevel,
     Blob,
     CurrentVersion,
     Environment,
@@ -29,13 +33,17 @@ from lifecycle.snapshots import content_hash, is_binary, tree_hash
 class StaleEdit(Exception):
     """The module changed in the environment after the edit began."""
 
-    def __init__(self, current: CurrentVersion):
+    def __init__(self, module: Module, environment: Environment, current: CurrentVersion | None):
         self.current = current
-        who = current.changed_by.get_username() if current.changed_by else "someone"
-        super().__init__(
-            f"{current.module.name} changed in {current.environment.name} while you were editing: "
-            f"{who} made version {current.version.number} current."
-        )
+        if current is None:
+            message = f"{module.name} has no version in {environment.name} any more."
+        else:
+            who = current.changed_by.get_username() if current.changed_by else "someone"
+            message = (
+                f"{module.name} changed in {environment.name} while you were editing: "
+                f"{who} made version {current.version.number} current."
+            )
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,17 @@ class PublishResult:
     version: ModuleVersion
     created: bool  # False when the content was identical to the current version: "no changes".
     previous: ModuleVersion | None
+
+
+def content_limits() -> Limits:
+    """The configured limits on module content, the same for every way of publishing."""
+    return Limits(
+        max_files=settings.MODULE_MAX_FILES,
+        max_file_bytes=settings.MODULE_MAX_FILE_BYTES,
+        max_total_bytes=settings.MODULE_MAX_TOTAL_BYTES,
+        max_archive_bytes=settings.MODULE_MAX_ARCHIVE_BYTES,
+        max_compression_ratio=settings.MODULE_MAX_COMPRESSION_RATIO,
+    )
 
 
 def store_blobs(files: Mapping[str, bytes]) -> dict[str, str]:
@@ -135,9 +154,15 @@ def publish(
     With `check_stale`, `based_on` is the version the edit started from and the
     publish is refused (StaleEdit) if another version became current since.
     Publishing into any environment but the first opens or extends a hotfix.
+    With a `user`, it needs `publish` access there (PermissionDenied otherwise);
+    without one it is the system acting (the demo loader). Bad paths or content
+    over the limits raise ArchiveRejected before anything is written.
     """
     from hotfixes.tracking import record_hotfix_change
 
+    if user is not None:
+        access.require(user, environment, AccessLevel.PUBLISH)
+    files = check_files(files, content_limits())
     with transaction.atomic():
         # Lock the module: version numbers are per module, whichever environment publishes.
         Module.objects.select_for_update().get(pk=module.pk)
@@ -149,7 +174,7 @@ def publish(
         )
         previous = current.version if current else None
         if check_stale and previous != based_on:
-            raise StaleEdit(current)
+            raise StaleEdit(module, environment, current)
         manifest = {path: content_hash(data) for path, data in files.items()}
         if previous is not None and previous.tree_hash == tree_hash(manifest):
             return PublishResult(version=previous, created=False, previous=previous)

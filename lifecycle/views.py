@@ -1,15 +1,46 @@
+from urllib.parse import urlencode
+
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
 from hotfixes.models import Hotfix, HotfixChange
 from lifecycle import access
+from lifecycle.archives import ArchiveRejected, human_bytes, read_archive, write_archive
+from lifecycle.editing import (
+    DraftError,
+    add_file,
+    base_manifest,
+    delete_file,
+    file_statuses,
+    keep_line_endings,
+    open_draft,
+    publish_draft,
+    read_file,
+    rename_file,
+    save_file,
+)
+from lifecycle.forms import AddFileForm, PathForm, PublishForm, RenameFileForm, SaveFileForm, UploadForm
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
-from lifecycle.models import Application, ModuleChange, ModuleVersion
+from lifecycle.models import (
+    AccessLevel,
+    Application,
+    CurrentVersion,
+    Draft,
+    Environment,
+    Module,
+    ModuleChange,
+    ModuleFile,
+    ModuleVersion,
+)
 from lifecycle.pipeline import build_rows, hotfixed_modules
+from lifecycle.publishing import StaleEdit, content_limits, publish
 
 GRID_FILTERS = {"": "All", "differences": "With differences", "hotfixes": "With open hotfixes"}
 
@@ -68,6 +99,8 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
             version_id = cell.modules.get(module.pk)
             entries.append(
                 {
+                    "environment": cell.environment,
+                    "can_publish": access.can(request.user, cell.environment, AccessLevel.PUBLISH),
                     "number": numbers.get(version_id),
                     "changed": module.pk in cell.changed_modules and version_id is not None,
                     "hotfix": (cell.environment.pk, module.pk) in red,
@@ -93,3 +126,319 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
         ),
     }
     return render(request, "lifecycle/application.html", context)
+
+
+# Modules: browse, download, edit and publish.
+
+
+def _module_for(user, module_id, environment_id, level):
+    """The module and environment of a module URL, or 404/403: the one access check for module pages."""
+    module = get_object_or_404(Module.objects.select_related("application"), pk=module_id)
+    environment = get_object_or_404(Environment, pk=environment_id)
+    access.require(user, environment, level)
+    return module, environment
+
+
+def _file_tree(entries):
+    """Sorted file rows with their folders interleaved, each with a depth for indenting."""
+    rows, seen_folders = [], set()
+    for entry in sorted(entries, key=lambda e: e["path"].split("/")):
+        parts = entry["path"].split("/")
+        for depth in range(len(parts) - 1):
+            folder = "/".join(parts[: depth + 1])
+            if folder not in seen_folders:
+                seen_folders.add(folder)
+                rows.append({"folder": True, "name": parts[depth] + "/", "depth": depth, "path": folder})
+        rows.append({**entry, "folder": False, "name": parts[-1], "depth": len(parts) - 1})
+    return rows
+
+
+def _file_view(version, path):
+    """What the viewer shows for one file of a version: numbered lines, or size and hash for binaries."""
+    if version is None or not path:
+        return None
+    row = ModuleFile.objects.filter(version=version, path=path).select_related("blob").first()
+    if row is None:
+        return {"path": path, "missing": True}
+    blob = row.blob
+    if blob.is_binary:
+        return {"path": path, "binary": True, "size": blob.size, "hash": blob.hash}
+    lines = bytes(blob.data).decode("utf-8").splitlines()
+    return {"path": path, "lines": list(enumerate(lines, start=1)), "size": blob.size, "hash": blob.hash}
+
+
+def _render_module(request, module, environment, *, upload_form=None, upload_error=None, status=200):
+    current = (
+        CurrentVersion.objects.filter(module=module, environment=environment)
+        .select_related("version")
+        .first()
+    )
+    versions = list(
+        module.versions.select_related("created_by", "published_in", "parent", "merged_from").order_by(
+            "-number"
+        )
+    )
+    by_number = {version.number: version for version in versions}
+    try:
+        wanted = int(request.GET.get("version", ""))
+    except ValueError:
+        wanted = None
+    selected = by_number.get(wanted) or (current.version if current else None)
+    files = (
+        list(selected.files.values("path", "blob_id", "blob__size", "blob__is_binary")) if selected else []
+    )
+    path = request.GET.get("path") or (files[0]["path"] if len(files) == 1 else "")
+    context = {
+        "module": module,
+        "application": module.application,
+        "environment": environment,
+        "current": current.version if current else None,
+        "selected": selected,
+        "versions": versions,
+        "tree": _file_tree(files),
+        "file": _file_view(selected, path),
+        "can_publish": access.can(request.user, environment, AccessLevel.PUBLISH),
+        "upload_form": upload_form or UploadForm(),
+        "upload_error": upload_error,
+    }
+    return render(request, page_or_partial(request, "lifecycle/module.html", "file"), context, status=status)
+
+
+@login_required
+@require_GET
+def module_detail(request: HtmxHttpRequest, module_id: int, environment_id: int):
+    module, environment = _module_for(request.user, module_id, environment_id, AccessLevel.VIEW)
+    return _render_module(request, module, environment)
+
+
+@login_required
+@require_GET
+def module_download(request: HtmxHttpRequest, module_id: int, environment_id: int, number: int):
+    module, environment = _module_for(request.user, module_id, environment_id, AccessLevel.VIEW)
+    version = get_object_or_404(module.versions, number=number)
+    files = {row.path: bytes(row.blob.data) for row in version.files.select_related("blob")}
+    response = HttpResponse(write_archive(files), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{module.name}-v{version.number}.zip"'
+    return response
+
+
+@login_required
+@require_POST
+def module_upload(request: HtmxHttpRequest, module_id: int, environment_id: int):
+    module, environment = _module_for(request.user, module_id, environment_id, AccessLevel.PUBLISH)
+    form = UploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_module(request, module, environment, upload_form=form, status=422)
+    archive = form.cleaned_data["archive"]
+    try:
+        limits = content_limits()
+        if archive.size > limits.max_archive_bytes:
+            raise ArchiveRejected(
+                "archive_too_large",
+                f"The zip is {human_bytes(archive.size)}, over the limit of "
+                f"{human_bytes(limits.max_archive_bytes)}; nothing was published.",
+            )
+        files = read_archive(archive, limits)
+        result = publish(module, environment, files, user=request.user, comment=form.cleaned_data["comment"])
+    except ArchiveRejected as error:
+        return _render_module(
+            request, module, environment, upload_form=form, upload_error=str(error), status=422
+        )
+    _report_publish(request, module, environment, result)
+    return redirect(_module_url(module, environment))
+
+
+def _module_url(module, environment):
+    return reverse("lifecycle:module", args=[module.pk, environment.pk])
+
+
+def _report_publish(request, module, environment, result):
+    if not result.created:
+        messages.info(
+            request,
+            f"No changes: the content is identical to {module.name} v{result.version.number} "
+            f"in {environment.name}. Nothing was published.",
+        )
+        return
+    hotfix = "" if environment.is_first() else " This change is tracked as a hotfix."
+    messages.success(
+        request, f"Published {module.name} v{result.version.number} to {environment.name}.{hotfix}"
+    )
+
+
+# The editor.
+
+
+def _production_mismatch(module, environment):
+    """The seed advises hotfixing in an environment synchronised with Production: say so when it is not."""
+    if environment.is_production or environment.is_first():
+        return None
+    production = Environment.objects.filter(is_production=True).first()
+    if production is None:
+        return None
+    here, there = build_rows([module.application], [environment, production])[0].cells
+    if here.modules == there.modules:
+        return None
+    return {"production": production, "here": here.label, "there": there.label}
+
+
+def _render_editor(request, draft, *, path=None, content=None, error=None, status=200):
+    base = base_manifest(draft)
+    statuses = file_statuses(draft, base)
+    path = path if path is not None else request.GET.get("path", "")
+    if path not in draft.manifest:
+        path = next(iter(sorted(draft.manifest)), "")
+    blob = read_file(draft.manifest[path]) if path else None
+    editing = None
+    if blob is not None:
+        editing = {"path": path, "binary": blob.is_binary, "size": blob.size, "hash": blob.hash}
+        if not blob.is_binary:
+            editing["content"] = content if content is not None else bytes(blob.data).decode("utf-8")
+    current = (
+        CurrentVersion.objects.filter(module=draft.module, environment=draft.environment)
+        .select_related("version", "changed_by")
+        .first()
+    )
+    stale = current is not None and current.version_id != draft.base_version_id
+    context = {
+        "draft": draft,
+        "module": draft.module,
+        "application": draft.module.application,
+        "environment": draft.environment,
+        "statuses": statuses,
+        "editing": editing,
+        "error": error,
+        "stale": current if stale else None,
+        "mismatch": _production_mismatch(draft.module, draft.environment),
+        "is_hotfix": not draft.environment.is_first(),
+        "publish_form": PublishForm(initial={"comment": draft.comment}),
+        "add_form": AddFileForm(),
+        "changed": sum(1 for status in statuses.values() if status),
+    }
+    return render(request, "lifecycle/editor.html", context, status=status)
+
+
+def _draft_for(request, module_id, environment_id):
+    module, environment = _module_for(request.user, module_id, environment_id, AccessLevel.PUBLISH)
+    return open_draft(request.user, module, environment)
+
+
+def _editor_url(draft, path=""):
+    url = reverse("lifecycle:editor", args=[draft.module_id, draft.environment_id])
+    return f"{url}?{urlencode({'path': path})}" if path else url
+
+
+@login_required
+@require_GET
+def editor(request: HtmxHttpRequest, module_id: int, environment_id: int):
+    return _render_editor(request, _draft_for(request, module_id, environment_id))
+
+
+@login_required
+@require_POST
+def editor_save(request: HtmxHttpRequest, module_id: int, environment_id: int):
+    draft = _draft_for(request, module_id, environment_id)
+    form = SaveFileForm(request.POST)
+    if not form.is_valid():
+        return _render_editor(
+            request, draft, error="The file could not be saved: " + _form_errors(form), status=422
+        )
+    path, content = form.cleaned_data["path"], form.cleaned_data["content"]
+    original = read_file(draft.manifest[path]).data if path in draft.manifest else None
+    try:
+        save_file(draft, path, keep_line_endings(bytes(original) if original is not None else None, content))
+    except DraftError as error:
+        return _render_editor(request, draft, path=path, content=content, error=str(error), status=422)
+    messages.success(request, f"Saved {path} in your draft.")
+    return redirect(_editor_url(draft, path))
+
+
+@login_required
+@require_POST
+def editor_add(request: HtmxHttpRequest, module_id: int, environment_id: int):
+    draft = _draft_for(request, module_id, environment_id)
+    form = AddFileForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_editor(
+            request, draft, error="The file could not be added: " + _form_errors(form), status=422
+        )
+    upload = form.cleaned_data["upload"]
+    if upload is not None and upload.size > content_limits().max_file_bytes:
+        return _render_editor(
+            request,
+            draft,
+            error=f"{upload.name} is {human_bytes(upload.size)}, over the per-file limit.",
+            status=422,
+        )
+    data = upload.read() if upload is not None else keep_line_endings(None, form.cleaned_data["content"])
+    try:
+        path = add_file(draft, form.cleaned_data["path"], data)
+    except DraftError as error:
+        return _render_editor(request, draft, error=str(error), status=422)
+    messages.success(request, f"Added {path} to your draft.")
+    return redirect(_editor_url(draft, path))
+
+
+@login_required
+@require_POST
+def editor_rename(request: HtmxHttpRequest, module_id: int, environment_id: int):
+    draft = _draft_for(request, module_id, environment_id)
+    form = RenameFileForm(request.POST)
+    if not form.is_valid():
+        return _render_editor(
+            request, draft, error="The file could not be renamed: " + _form_errors(form), status=422
+        )
+    try:
+        path = rename_file(draft, form.cleaned_data["path"], form.cleaned_data["new_path"])
+    except DraftError as error:
+        return _render_editor(request, draft, error=str(error), status=422)
+    messages.success(request, f"Renamed {form.cleaned_data['path']} to {path} in your draft.")
+    return redirect(_editor_url(draft, path))
+
+
+@login_required
+@require_POST
+def editor_delete(request: HtmxHttpRequest, module_id: int, environment_id: int):
+    draft = _draft_for(request, module_id, environment_id)
+    form = PathForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise DraftError("Choose a file to delete.")
+        delete_file(draft, form.cleaned_data["path"])
+    except DraftError as error:
+        return _render_editor(request, draft, error=str(error), status=422)
+    messages.success(request, f"Deleted {form.cleaned_data['path']} from your draft.")
+    return redirect(_editor_url(draft))
+
+
+@login_required
+@require_POST
+def editor_discard(request: HtmxHttpRequest, module_id: int, environment_id: int):
+    module, environment = _module_for(request.user, module_id, environment_id, AccessLevel.PUBLISH)
+    Draft.objects.filter(user=request.user, module=module, environment=environment).delete()
+    messages.info(request, f"Discarded your draft of {module.name}.")
+    return redirect(_module_url(module, environment))
+
+
+@login_required
+@require_POST
+def editor_publish(request: HtmxHttpRequest, module_id: int, environment_id: int):
+    draft = _draft_for(request, module_id, environment_id)
+    form = PublishForm(request.POST)
+    if not form.is_valid():
+        return _render_editor(request, draft, error="Not published: " + _form_errors(form), status=422)
+    comment = form.cleaned_data["comment"]
+    try:
+        result = publish_draft(draft, comment)
+    except StaleEdit as error:
+        draft.comment = comment
+        draft.save(update_fields=["comment", "updated_at"])
+        return _render_editor(request, draft, error=f"Not published: {error} Your draft is kept.", status=409)
+    except ArchiveRejected as error:
+        return _render_editor(request, draft, error=str(error), status=422)
+    _report_publish(request, draft.module, draft.environment, result)
+    return redirect(_module_url(draft.module, draft.environment))
+
+
+def _form_errors(form):
+    return " ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
