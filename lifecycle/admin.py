@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from lifecycle import tokens
 from lifecycle.models import (
+    ApiToken,
     Application,
     ApplicationTag,
     CurrentVersion,
@@ -117,3 +119,45 @@ class CurrentVersionAdmin(ReadOnlyAdmin):
 class EnvironmentTagAdmin(ReadOnlyAdmin):
     list_display = ["application", "environment", "tag", "changed_at"]
     list_filter = ["environment", "application"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made here for a user and shown once; only their hash is kept, and never shown."""
+
+    list_display = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_display_links = ["name"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user"]
+    actions = ["revoke_tokens"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["user", "name"]
+        return ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["user", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        token, raw = tokens.create_token(obj.user, obj.name)
+        # The admin goes on with `obj` (log entry, redirect): make it the saved token.
+        for field in ApiToken._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(token, field.attname))
+        obj._state = token._state
+        messages.success(
+            request,
+            f"The token for {token.user.get_username()} is {raw} — copy it now and hand it over securely: "
+            "it is shown only this once.",
+        )
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        revoked = sum(tokens.revoke(token, request.user) for token in queryset.select_related("user"))
+        self.message_user(request, f"Revoked {revoked} token{'s' if revoked != 1 else ''}.", messages.SUCCESS)

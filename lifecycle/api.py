@@ -1,0 +1,329 @@
+"""The JSON API under /api/v1/: publish and download modules, read an application's state.
+
+Every request authenticates with a personal token (`Authorization: Bearer
+<token>`) and acts as the token's user, with that user's access in each
+environment. Sessions are never consulted and no cookie is set, so there is
+nothing for CSRF to protect: the views are CSRF-exempt, and marked
+login_not_required because they answer 401 themselves. Every answer is JSON,
+errors included: `{"error": {"code": ..., "message": ...}}` (see docs/api.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import wraps
+
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.views.decorators.csrf import csrf_exempt
+
+from hotfixes.models import Hotfix
+from lifecycle import access, tokens
+from lifecycle.archives import ArchiveRejected, human_bytes, read_archive, write_archive
+from lifecycle.models import AccessLevel, Application, CurrentVersion, Environment, Module, ModuleVersion
+from lifecycle.pipeline import build_rows
+from lifecycle.publishing import StaleEdit, content_limits, publish
+
+logger = logging.getLogger(__name__)
+
+ZIP_CONTENT_TYPES = {"application/zip", "application/x-zip-compressed", "application/octet-stream"}
+MAX_COMMENT_LENGTH = 2000  # As in the browser's publish form.
+READ_CHUNK_BYTES = 64 * 1024
+# Rejected archives are 400 Bad Request, except one that is simply too big.
+ARCHIVE_STATUS = {"archive_too_large": 413}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def api_view(*methods: str):
+    """Allowed methods, token authentication and JSON errors for one API view."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            try:
+                if request.method not in methods:
+                    raise ApiError(
+                        405,
+                        "method_not_allowed",
+                        f"{request.method} is not allowed here; use {' or '.join(methods)}.",
+                        {"Allow": ", ".join(methods)},
+                    )
+                request.user = _token_user(request)
+                return view(request, *args, **kwargs)
+            except ApiError as error:
+                return error_response(error.status, error.code, error.message, error.headers)
+            except PermissionDenied as error:
+                return error_response(403, "forbidden", str(error) or "You may not do this.")
+            except ArchiveRejected as error:
+                return error_response(ARCHIVE_STATUS.get(error.code, 400), error.code, str(error))
+            except StaleEdit as error:
+                return error_response(409, "stale", f"Not published: {error}")
+            except Exception:
+                # A bug: log it with its traceback, but still answer the client in JSON.
+                logger.exception("API request %s %s failed", request.method, request.path)
+                return error_response(
+                    500, "server_error", "Something went wrong on the server; it was logged."
+                )
+
+        return wrapper
+
+    return decorator
+
+
+def _token_user(request):
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Send an API token in the header 'Authorization: Bearer <token>'. "
+            "Create one on your API tokens page in Stageboard.",
+            {"WWW-Authenticate": 'Bearer realm="Stageboard"'},
+        )
+    user = tokens.authenticate(raw.strip())
+    if user is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "The API token is not valid: it is mistyped, revoked, or its user is deactivated.",
+            {"WWW-Authenticate": 'Bearer realm="Stageboard", error="invalid_token"'},
+        )
+    return user
+
+
+def _module(name: str) -> Module:
+    module = Module.objects.select_related("application").filter(name=name).first()
+    if module is None:
+        raise ApiError(404, "not_found", f"There is no module named {name!r}.")
+    return module
+
+
+def _environment(name: str) -> Environment:
+    environment = Environment.objects.filter(name=name).first()
+    if environment is None:
+        names = ", ".join(Environment.objects.values_list("name", flat=True))
+        raise ApiError(404, "not_found", f"There is no environment named {name!r}; there are: {names}.")
+    return environment
+
+
+def _require_module_view(user, module: Module) -> None:
+    """Downloading a version by number needs view access where the module's application runs."""
+    running_in = set(
+        CurrentVersion.objects.filter(module__application_id=module.application_id).values_list(
+            "environment_id", flat=True
+        )
+    )
+    levels = access.levels_for(user)
+    if not any(levels.get(environment_id, 0) >= AccessLevel.VIEW for environment_id in running_in):
+        raise PermissionDenied(
+            f"You need view access to an environment where {module.application.name} runs "
+            f"to download {module.name}."
+        )
+
+
+def _zip_response(module: Module, version: ModuleVersion) -> HttpResponse:
+    files = {row.path: bytes(row.blob.data) for row in version.files.select_related("blob")}
+    response = HttpResponse(write_archive(files), content_type="application/zip")
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"{module.name}-v{version.number}.zip"
+    )
+    # Lets a script publish its edit with ?base_version= and learn if someone published meanwhile.
+    response["Stageboard-Module-Version"] = str(version.number)
+    return response
+
+
+def _base_version(request, module: Module, environment: Environment) -> ModuleVersion | None:
+    """The version the client's edit started from, refused at once (409) when it is no longer current."""
+    raw = request.GET.get("base_version")
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiError(400, "invalid_base_version", f"base_version must be a version number, not {raw!r}.")
+    number = int(raw)
+    current = (
+        CurrentVersion.objects.filter(module=module, environment=environment)
+        .select_related("version")
+        .first()
+    )
+    if current is None or current.version.number != number:
+        now = f"v{current.version.number} is current there" if current else "it has no version there yet"
+        raise ApiError(
+            409,
+            "stale",
+            f"Not published: your edit is based on {module.name} v{number}, but {now} in {environment.name}. "
+            "Download the current version, apply your change to it and publish again.",
+        )
+    return current.version
+
+
+def _read_zip_body(request) -> bytes:
+    """The request body, read from the stream with a hard bound (not request.body, which is capped lower)."""
+    if request.content_type.lower() not in ZIP_CONTENT_TYPES:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Send the zip itself as the body, with 'Content-Type: application/zip', not "
+            f"{request.content_type!r} (curl: --data-binary @module.zip -H 'Content-Type: application/zip').",
+        )
+    limit = content_limits().max_archive_bytes
+    too_large = ApiError(
+        413,
+        "archive_too_large",
+        f"The zip is over the limit of {human_bytes(limit)}; nothing was published.",
+    )
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise too_large
+    chunks, size = [], 0
+    while size <= limit:
+        chunk = request.read(min(READ_CHUNK_BYTES, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise too_large
+    return b"".join(chunks)
+
+
+@login_not_required
+@csrf_exempt
+@api_view("POST")
+def publish_version(request, module_name: str, environment_name: str):
+    module = _module(module_name)
+    environment = _environment(environment_name)
+    # publish() checks this too; checking first spares reading a large body for nothing.
+    access.require(request.user, environment, AccessLevel.PUBLISH)
+    comment = request.GET.get("comment", "")
+    if len(comment) > MAX_COMMENT_LENGTH:
+        raise ApiError(400, "invalid_comment", f"A comment has at most {MAX_COMMENT_LENGTH} characters.")
+    based_on = _base_version(request, module, environment)
+    files = read_archive(_read_zip_body(request), content_limits())
+    result = publish(
+        module,
+        environment,
+        files,
+        user=request.user,
+        comment=comment,
+        based_on=based_on,
+        check_stale=based_on is not None,
+    )
+    version = result.version
+    hotfix = None
+    if result.created and not environment.is_first():
+        opened = Hotfix.objects.open().filter(application=module.application, environment=environment).first()
+        if opened is not None:
+            hotfix = {"id": opened.pk, "environment": environment.name}
+    if result.created:
+        message = f"Published {module.name} v{version.number} to {environment.name}."
+    else:
+        message = f"No changes: the content is identical to v{version.number}; nothing was published."
+    response = JsonResponse(
+        {
+            "module": module.name,
+            "environment": environment.name,
+            "version": version.number,
+            "created": result.created,
+            "previous_version": result.previous.number if result.previous else None,
+            "tree_hash": version.tree_hash,
+            "hotfix": hotfix,
+            "message": message,
+        },
+        status=201 if result.created else 200,
+    )
+    if result.created:
+        response["Location"] = reverse("api:version-archive", args=[module.name, version.number])
+    return response
+
+
+@login_not_required
+@csrf_exempt
+@api_view("GET")
+def version_archive(request, module_name: str, number: int):
+    module = _module(module_name)
+    _require_module_view(request.user, module)
+    version = module.versions.filter(number=number).first()
+    if version is None:
+        raise ApiError(404, "not_found", f"{module.name} has no version {number}.")
+    return _zip_response(module, version)
+
+
+@login_not_required
+@csrf_exempt
+@api_view("GET")
+def environment_archive(request, module_name: str, environment_name: str):
+    module = _module(module_name)
+    environment = _environment(environment_name)
+    access.require(request.user, environment, AccessLevel.VIEW)
+    current = (
+        CurrentVersion.objects.filter(module=module, environment=environment)
+        .select_related("version")
+        .first()
+    )
+    if current is None:
+        raise ApiError(404, "not_found", f"{module.name} has no version in {environment.name}.")
+    return _zip_response(module, current.version)
+
+
+@login_not_required
+@csrf_exempt
+@api_view("GET")
+def application_state(request, application_name: str):
+    environments = access.visible_environments(request.user)
+    if not environments:
+        raise PermissionDenied(
+            "You have no access to any environment yet. Ask an administrator to add you to a group."
+        )
+    application = Application.objects.filter(name=application_name).first()
+    if application is None:
+        raise ApiError(404, "not_found", f"There is no application named {application_name!r}.")
+    row = build_rows([application], environments)[0]
+    names = dict(application.modules.values_list("pk", "name"))
+    version_ids = {version_id for cell in row.cells for version_id in cell.modules.values()}
+    numbers = dict(ModuleVersion.objects.filter(pk__in=version_ids).values_list("pk", "number"))
+    return JsonResponse(
+        {
+            "application": application.name,
+            "environments": [
+                {
+                    "name": cell.environment.name,
+                    "position": cell.environment.position,
+                    "is_production": cell.environment.is_production,
+                    "version": cell.label,
+                    "tag": cell.tag_number,
+                    "plus": cell.has_plus,
+                    "open_hotfix": cell.open_hotfix,
+                    "modules": {
+                        names[module_id]: numbers[version_id]
+                        for module_id, version_id in sorted(cell.modules.items(), key=lambda m: names[m[0]])
+                    },
+                }
+                for cell in row.cells
+            ],
+        }
+    )
+
+
+@login_not_required
+@csrf_exempt
+def not_found(request, path: str = ""):
+    """Unknown API URLs answer JSON too, never the HTML 404 page or a login redirect."""
+    return error_response(404, "not_found", f"There is no API endpoint at {request.path}; see docs/api.md.")

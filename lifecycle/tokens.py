@@ -1,0 +1,79 @@
+"""Personal API tokens: made once, stored only as a hash, revoked but never reused.
+
+A token is `sb_` followed by 40 random URL-safe characters. Only its SHA-256 is
+stored, so a leaked database does not leak tokens; the raw token is returned
+once, by `create_token`, and never again. Authentication hashes what the client
+sent and looks the hash up through the unique index: nothing secret is compared
+character by character, so response times say nothing about a valid token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from lifecycle.models import ApiToken
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "sb_"
+PREFIX_LENGTH = 12  # "sb_" and 9 random characters: enough to tell tokens apart in a list.
+MAX_TOKEN_LENGTH = 200  # Anything longer is not one of ours; don't bother hashing it.
+# last_used_at is a hint for people, not an audit log: one write a minute per token is plenty.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def create_token(user, name: str) -> tuple[ApiToken, str]:
+    """Make a token for `user`; return it and the raw token, which is never available again."""
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("Give the token a name, so you can recognise it later.")
+    max_length = ApiToken._meta.get_field("name").max_length
+    if len(name) > max_length:
+        raise ValueError(f"A token name has at most {max_length} characters.")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(30)
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=raw[:PREFIX_LENGTH], token_hash=hash_token(raw)
+    )
+    logger.info("API token %s (%s) created for %s", token.pk, token.prefix, user.get_username())
+    return token, raw
+
+
+def authenticate(raw: str):
+    """The active user owning the active token `raw`, or None."""
+    if not raw or len(raw) > MAX_TOKEN_LENGTH or not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(token_hash=hash_token(raw), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is None:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user
+
+
+def revoke(token: ApiToken, by_user) -> bool:
+    """Revoke `token` for good. Its owner may, and staff allowed to change tokens.
+
+    Returns False when it was already revoked (the first revocation time is kept).
+    """
+    if token.user_id != by_user.pk and not by_user.has_perm("lifecycle.change_apitoken"):
+        raise PermissionDenied("You can only revoke your own tokens.")
+    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    token.refresh_from_db(fields=["revoked_at"])
+    if updated:
+        logger.info("API token %s (%s) revoked by %s", token.pk, token.prefix, by_user.get_username())
+    return bool(updated)
