@@ -191,3 +191,6 @@ MODULE_MAX_ARCHIVE_BYTES = _read("MODULE_MAX_ARCHIVE_BYTES", env.int, 50 * 1024 
 MODULE_MAX_COMPRESSION_RATIO = _read("MODULE_MAX_COMPRESSION_RATIO", env.int, 200)
 # Uploaded zips are streamed to a temporary file above this size instead of kept in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# Deployments run in a background thread while the user watches their log; tests run them inline.
+DEPLOY_IN_BACKGROUND = _strict_bool("DEPLOY_IN_BACKGROUND", True)

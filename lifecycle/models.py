@@ -187,6 +187,9 @@ class ModuleChange(ImmutableModel):
     )
     at = models.DateTimeField(db_index=True)
     comment = models.TextField(blank=True)
+    deployment = models.ForeignKey(
+        "Deployment", on_delete=models.PROTECT, null=True, blank=True, related_name="module_changes"
+    )
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -341,3 +344,144 @@ class ApiToken(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None
+
+
+class ApplicationBlock(models.Model):
+    """An application blocked from deployment into an environment, with the reason. Kept when lifted."""
+
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="blocks")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    blocked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    blocked_at = models.DateTimeField()
+    unblocked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    unblocked_at = models.DateTimeField(null=True, blank=True)
+    unblock_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-blocked_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "environment"],
+                condition=Q(unblocked_at__isnull=True),
+                name="one_active_block_per_application_environment",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.application.name} blocked in {self.environment.name}"
+
+
+class DeploymentPlan(models.Model):
+    """A saved selection of applications to deploy from one environment to another, re-usable."""
+
+    name = models.CharField(max_length=100)
+    source = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    target = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.source.name} → {self.target.name})"
+
+
+class PlanItem(models.Model):
+    """One application in a plan: deploy it (tagging the source first when it shows +) or leave it."""
+
+    plan = models.ForeignKey(DeploymentPlan, on_delete=models.CASCADE, related_name="items")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="+")
+    include = models.BooleanField(default=True)
+    number = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="The number to tag with, when the source shows +. Blank: suggest.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "application"], name="plan_item_application_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.plan.name}: {self.application.name}"
+
+
+class Deployment(models.Model):
+    """One run of a deployment into a target environment, with its log and outcome."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        WARNINGS = "warnings", "Finished with warnings"
+        FAILED = "failed", "Failed"
+
+    source = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    target = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="deployments_in")
+    plan = models.ForeignKey(
+        DeploymentPlan, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    notes = models.TextField(blank=True)
+    deploy_anyway = models.BooleanField(
+        default=False,
+        help_text="Confirmed by a user with full access although it undoes changes in the target.",
+    )
+    findings = models.JSONField(default=list, help_text="The validation findings the deployment ran with.")
+    requested = models.JSONField(
+        default=dict,
+        help_text="What was asked: applications, tag numbers and the state it was validated against.",
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self):
+        return f"Deployment {self.pk} into {self.target.name}"
+
+    @property
+    def is_running(self):
+        return self.status == self.Status.RUNNING
+
+
+class DeploymentItem(models.Model):
+    """What a deployment did to one application."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="items")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="deployment_items")
+    tag = models.ForeignKey(ApplicationTag, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    previous_tag = models.ForeignKey(
+        ApplicationTag, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    tagged = models.BooleanField(default=False, help_text="The tag was made for this deployment.")
+    modules_changed = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.application.name} {self.tag.number if self.tag else ''}"
+
+
+class DeploymentLogLine(models.Model):
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="log_lines")
+    at = models.DateTimeField()
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self):
+        return self.message

@@ -1,0 +1,200 @@
+"""Rollback: tag an older version's content under a new number and deploy it, in one flow.
+
+The new tag holds exactly the module versions of the older tag; it is made in
+the environment being rolled back and deployed there at once, as a recorded
+deployment. Because it replaces newer versions, it always undoes changes and
+so needs "Deploy anyway" from a user with full access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from hotfixes.models import HotfixChange
+from lifecycle import access
+from lifecycle.deployments import DeploymentRefused, Finding, claim_target, lock_rows, log_start
+from lifecycle.history_graph import ancestors
+from lifecycle.models import (
+    AccessLevel,
+    ApplicationBlock,
+    ApplicationTag,
+    CurrentVersion,
+    Deployment,
+    DeploymentItem,
+    EnvironmentTag,
+    ModuleVersion,
+    TagMember,
+)
+from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber, suggest_next
+
+
+class RollbackError(ValueError):
+    pass
+
+
+@dataclass
+class RollbackPlan:
+    number: str
+    suggested: str
+    findings: list[Finding] = field(default_factory=list)
+    fingerprint: str = ""
+
+    @property
+    def has_errors(self):
+        return any(f.severity == "error" for f in self.findings)
+
+    @property
+    def needs_confirmation(self):
+        return any(f.severity == "confirm" for f in self.findings)
+
+
+def rollback_validation(application, tag, environment, number_text: str = "") -> RollbackPlan:
+    running = dict(
+        CurrentVersion.objects.filter(environment=environment, module__application=application).values_list(
+            "module_id", "version_id"
+        )
+    )
+    members = dict(TagMember.objects.filter(tag=tag).values_list("module_id", "version_id"))
+    current = EnvironmentTag.objects.filter(environment=environment, application=application).first()
+    taken = {VersionNumber(*parts) for parts in application.tags.values_list("major", "minor", "patch")}
+    base = current.tag.version_number if current else tag.version_number
+    suggested = str(suggest_next(base, taken, hotfix=not environment.is_first()))
+    number = (number_text or suggested).strip()
+    plan = RollbackPlan(number=number, suggested=suggested)
+    name = application.name
+    try:
+        if VersionNumber.parse(number) in taken:
+            plan.findings.append(
+                Finding("taken_number", "error", f"{number} is already taken in {name}.", name)
+            )
+    except InvalidVersionNumber as error:
+        plan.findings.append(Finding("invalid_number", "error", str(error), name))
+    block = ApplicationBlock.objects.filter(
+        application=application, environment=environment, unblocked_at__isnull=True
+    ).first()
+    if block:
+        plan.findings.append(
+            Finding("blocked", "error", f"{name} is blocked in {environment.name}: {block.reason}", name)
+        )
+    if running == members:
+        plan.findings.append(
+            Finding(
+                "nothing_to_deploy", "error", f"{environment.name} already runs {tag.number}'s modules.", name
+            )
+        )
+    links = {
+        pk: (parent, merged)
+        for pk, parent, merged in ModuleVersion.objects.filter(module__application=application).values_list(
+            "pk", "parent_id", "merged_from_id"
+        )
+    }
+    numbers = dict(ModuleVersion.objects.filter(module__application=application).values_list("pk", "number"))
+    hotfixed = set(
+        HotfixChange.objects.filter(
+            hotfix__environment=environment, hotfix__application=application, hotfix__solved_at__isnull=True
+        ).values_list("module_id", flat=True)
+    )
+    undone = [
+        {
+            "module_id": module_id,
+            "target_version": numbers[version_id],
+            "deployed_version": numbers[members[module_id]],
+            "hotfix": module_id in hotfixed,
+        }
+        for module_id, version_id in running.items()
+        if module_id in members
+        and version_id != members[module_id]
+        and version_id not in ancestors(members[module_id], links)
+    ]
+    if undone:
+        plan.findings.append(
+            Finding(
+                "undoes_changes",
+                "confirm",
+                f"Rolling back to {tag.number} undoes the changes made since in {environment.name} "
+                f"({len(undone)} module(s)).",
+                name,
+                undone,
+            )
+        )
+    state = [sorted(running.items()), current.tag_id if current else None, bool(block), tag.pk]
+    plan.fingerprint = hashlib.sha256(json.dumps(state).encode()).hexdigest()
+    return plan
+
+
+def rollback(application, tag, environment, *, number, user, fingerprint, deploy_anyway) -> Deployment:
+    """Record a running rollback deployment after validating it under a lock on the environment."""
+    access.require(user, environment, AccessLevel.DEPLOY)
+    with transaction.atomic():
+        claim_target(environment)
+        plan = rollback_validation(application, tag, environment, number)
+        if plan.fingerprint != fingerprint:
+            raise RollbackError(
+                f"{environment.name} changed after this rollback was prepared. Check it again."
+            )
+        if plan.has_errors:
+            raise RollbackError(" ".join(f.message for f in plan.findings if f.severity == "error"))
+        if plan.needs_confirmation:
+            if not deploy_anyway:
+                raise RollbackError("A rollback undoes changes; confirm with Deploy anyway.")
+            access.require(user, environment, AccessLevel.FULL)
+        deployment = Deployment.objects.create(
+            source=environment,
+            target=environment,
+            started_by=user,
+            started_at=timezone.now(),
+            notes=f"Rollback to {tag.number}",
+            deploy_anyway=plan.needs_confirmation,
+            findings=[f.as_dict() for f in plan.findings],
+            requested={
+                "rollback_of": tag.pk,
+                "applications": [application.pk],
+                "numbers": {str(application.pk): plan.number},
+                "fingerprint": plan.fingerprint,
+            },
+        )
+        log_start(deployment, plan.findings, user)
+    return deployment
+
+
+def switch_rollback(deployment) -> list[DeploymentItem]:
+    """Inside the deployment's transaction: make the new tag from the old one's versions and deploy it."""
+    from lifecycle.deployments import deploy_item
+
+    requested = deployment.requested
+    old = ApplicationTag.objects.select_related("application").get(pk=requested["rollback_of"])
+    application, environment = old.application, deployment.target
+    number = requested["numbers"][str(application.pk)]
+    lock_rows([environment], [application])
+    plan = rollback_validation(application, old, environment, number)
+    if plan.fingerprint != requested["fingerprint"]:
+        raise DeploymentRefused(
+            f"{environment.name} changed after the rollback was prepared; nothing was changed."
+        )
+    parsed = VersionNumber.parse(number)
+    try:
+        with transaction.atomic():
+            tag = ApplicationTag.objects.create(
+                application=application,
+                number=str(parsed),
+                major=parsed.major,
+                minor=parsed.minor,
+                patch=parsed.patch,
+                environment=environment,
+                created_by=deployment.started_by,
+                notes=f"Rollback to {old.number}",
+            )
+    except IntegrityError:
+        raise DeploymentRefused(
+            f"{number} was just taken in {application.name}; nothing was changed."
+        ) from None
+    TagMember.objects.bulk_create(
+        TagMember(tag=tag, module_id=m, version_id=v)
+        for m, v in TagMember.objects.filter(tag=old).values_list("module_id", "version_id")
+    )
+    return [deploy_item(deployment, application, tag, tagged=True)]
