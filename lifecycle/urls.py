@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lifecycle import views
+from lifecycle import deploy_views, history_views, views
 
 app_name = "lifecycle"
 
@@ -19,4 +19,27 @@ urlpatterns = [
     path(module + "edit/delete", views.editor_delete, name="editor-delete"),
     path(module + "edit/discard", views.editor_discard, name="editor-discard"),
     path(module + "edit/publish", views.editor_publish, name="editor-publish"),
+    path("modules/<int:module_id>/diff/<int:old>/<int:new>", deploy_views.version_diff, name="diff"),
+    path("deploy/", deploy_views.deploy, name="deploy"),
+    path("deploy/run", deploy_views.deploy_run, name="deploy-run"),
+    path("deploy/plans/save", deploy_views.plan_save, name="plan-save"),
+    path("deploy/plans/<int:plan_id>/", deploy_views.plan_open, name="plan"),
+    path("deploy/plans/<int:plan_id>/delete", deploy_views.plan_delete, name="plan-delete"),
+    path(
+        "applications/<int:application_id>/rollback/<int:tag_id>",
+        deploy_views.rollback_view,
+        name="rollback",
+    ),
+    path("deployments/", history_views.deployment_list, name="deployments"),
+    path("deployments/<int:deployment_id>/", history_views.deployment_detail, name="deployment"),
+    path(
+        "applications/<int:application_id>/block/<int:environment_id>",
+        history_views.block_application,
+        name="block",
+    ),
+    path(
+        "applications/<int:application_id>/unblock/<int:environment_id>",
+        history_views.unblock_application,
+        name="unblock",
+    ),
 ]

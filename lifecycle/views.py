@@ -27,6 +27,7 @@ from lifecycle.editing import (
     save_file,
 )
 from lifecycle.forms import AddFileForm, PathForm, PublishForm, RenameFileForm, SaveFileForm, UploadForm
+from lifecycle.history_views import application_history_context
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
 from lifecycle.models import (
     AccessLevel,
@@ -125,6 +126,7 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
             Prefetch("changes", queryset=HotfixChange.objects.select_related("module", "version"))
         ),
     }
+    context.update(application_history_context(application, environments, request.user))
     return render(request, "lifecycle/application.html", context)
 
 

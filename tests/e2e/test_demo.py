@@ -18,7 +18,7 @@ def test_it_shows_the_demo_pipeline_from_the_first_screen(page, transactional_db
     expect(support.locator(".hotfix-label")).to_have_text("hotfix")
     screenshot(page, "demo-grid")
 
-    page.get_by_role("link", name="eCommerce").click()
+    page.get_by_role("link", name="eCommerce", exact=True).click()
     expect(page.get_by_role("heading", name="eCommerce")).to_be_visible()
     expect(page.locator('tr[data-module="ShoppingCart"] td').first).to_contain_text("+")
     screenshot(page, "demo-application")

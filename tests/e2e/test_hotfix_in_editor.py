@@ -15,7 +15,7 @@ def test_it_fixes_the_cart_defect_in_pre_production_through_the_editor(page, tra
     User.objects.create_superuser("admin", password="demo-password")
     log_in(page, "admin", "demo-password")
 
-    page.get_by_role("link", name="eCommerce").click()
+    page.get_by_role("link", name="eCommerce", exact=True).click()
     cart_row = page.locator('tr[data-module="ShoppingCart"]')
     # Columns: Development, Quality Assurance, Pre-Production, Production.
     cart_row.locator("td").nth(2).get_by_role("link").click()
@@ -44,6 +44,6 @@ def test_it_fixes_the_cart_defect_in_pre_production_through_the_editor(page, tra
     expect(cell.locator(".hotfix-label")).to_have_text("hotfix")
     screenshot(page, "grid-after-hotfix")
 
-    page.get_by_role("link", name="eCommerce").click()
+    page.get_by_role("link", name="eCommerce", exact=True).click()
     expect(page.locator('tr[data-module="ShoppingCart"] td').nth(2).locator(".hotfix-plus")).to_be_visible()
     expect(page.get_by_text("Hotfix in Pre-Production")).to_be_visible()

@@ -15,7 +15,7 @@ def test_it_browses_uploads_and_downloads_a_module(page, transactional_db, tmp_p
     make_user("dev", {e: AccessLevel.DEPLOY for e in environments})
     _, (core,), _ = released_application("Shop", environments, module_names=("Core",))
     log_in(page, "dev", "pw-dev")
-    page.get_by_role("link", name="Shop").click()
+    page.get_by_role("link", name="Shop", exact=True).click()
     page.locator('tr[data-module="Shop-Core"] td').first.get_by_role("link").click()
     expect(page.get_by_role("heading", name=re.compile("Shop-Core"))).to_contain_text("Development")
 

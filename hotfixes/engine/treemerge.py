@@ -1,0 +1,225 @@
+"""Three-way merge of a module's files. Pure Python, no Django.
+
+Merges the source's changes (both sides measured from their merge base) into
+the target, file by file. Trees are manifests (path -> content hash); content
+is read, through the caller's `read(hash)`, only for files where both the
+target and the source differ from the base, or the source's change is one to
+choose at hunk level. Files only the target changed, or that both changed
+alike, are decided from their hashes alone.
+
+What happens to each path (`FileMerge.kind`):
+
+    "target"           only the target changed it (or neither did in a way that
+                       matters): the target's file is kept, nothing to decide.
+    "same"             both sides made the same change: kept, nothing to decide.
+    "text"             the source changed a text file, maybe the target too, or
+                       both added it with different text (merged from an empty
+                       base): regions whose source changes are taken by index,
+                       and whose conflicts need resolutions.
+    "add"              added only in the source: a change to take (or not).
+    "delete"           deleted in the source, untouched in the target: a change
+                       to take (or not).
+    "binary"           the source changed a binary file the target did not: the
+                       whole file, taken or not.
+    "binary-conflict"  both changed it differently and one version is binary:
+                       the user chooses "target" or "source".
+    "delete-conflict"  deleted on one side, modified on the other: the user
+                       chooses "keep" (the modified file) or "delete".
+
+Every source change is taken unless the selection says otherwise; conflicts
+are never resolved by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+from hotfixes.engine.linediff import decode_text, split_lines
+from hotfixes.engine.textmerge import Region, merge_text, resolve
+
+FileMergeKind = Literal[
+    "target", "same", "text", "add", "delete", "binary", "binary-conflict", "delete-conflict"
+]
+CHOICES = {"binary-conflict": ("target", "source"), "delete-conflict": ("keep", "delete")}
+# Kinds whose whole-file source change is taken by default and can be declined.
+WHOLE_FILE_CHANGES = ("add", "delete", "binary")
+
+
+@dataclass(frozen=True, slots=True)
+class FileMerge:
+    path: str
+    kind: FileMergeKind
+    base_hash: str | None
+    target_hash: str | None
+    source_hash: str | None
+    regions: tuple[Region, ...] = ()  # for "text"
+    deleted_in: Literal["target", "source"] | None = None  # for "delete-conflict"
+
+    @property
+    def conflicts(self) -> tuple[int, ...]:
+        """The conflicting regions of a text merge, by index."""
+        return tuple(region.index for region in self.regions if region.kind == "conflict")
+
+    @property
+    def is_conflict(self) -> bool:
+        return self.kind in CHOICES or bool(self.conflicts)
+
+    @property
+    def source_changes(self) -> tuple[int, ...]:
+        """The source regions of a text merge that can be taken, by index."""
+        return tuple(region.index for region in self.regions if region.kind == "source")
+
+
+@dataclass(frozen=True, slots=True)
+class TreeMerge:
+    files: tuple[FileMerge, ...]  # every path some side changed, by path
+    target: Mapping[str, str]  # the target's manifest, the starting point of the result
+    read: Callable[[str], bytes]
+
+    def get(self, path: str) -> FileMerge | None:
+        return next((file for file in self.files if file.path == path), None)
+
+    @property
+    def conflicts(self) -> list[FileMerge]:
+        return [file for file in self.files if file.is_conflict]
+
+
+@dataclass
+class Selection:
+    """Which source changes are taken and how conflicts are resolved; by default all taken, none resolved.
+
+    skipped: paths whose source changes are not taken at all; the file stays as
+        in the target, conflicts included (declining the source's side is a decision).
+    regions: for a "text" file, the indexes of the source regions to take
+        (missing path: all of them).
+    resolutions: for a "text" file, conflict index -> the resolved lines.
+    choices: for a "binary-conflict" file "target" or "source"; for a
+        "delete-conflict" file "keep" or "delete".
+    """
+
+    skipped: set[str] = field(default_factory=set)
+    regions: dict[str, set[int]] = field(default_factory=dict)
+    resolutions: dict[str, dict[int, list[str]]] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)
+
+
+class Unresolved(NamedTuple):
+    path: str
+    index: int | None  # the conflicting region of a text merge; None for a whole-file choice
+
+
+class MergedTree(NamedTuple):
+    files: dict[str, bytes] | None  # the merged module, path -> content; None while anything is unresolved
+    unresolved: list[Unresolved]
+
+
+def merge_trees(
+    base: Mapping[str, str],
+    target: Mapping[str, str],
+    source: Mapping[str, str],
+    read: Callable[[str], bytes],
+) -> TreeMerge:
+    """Compare the three manifests path by path and merge what both sides changed.
+
+    `base` is the merge base's manifest (empty when the two have no common ancestor).
+    """
+    files = []
+    for path in sorted(base.keys() | target.keys() | source.keys()):
+        b, t, s = base.get(path), target.get(path), source.get(path)
+        if t == s:
+            if t != b:
+                files.append(FileMerge(path, "same", b, t, s))
+        elif s == b:
+            files.append(FileMerge(path, "target", b, t, s))
+        else:
+            files.append(_merge_file(path, b, t, s, read))
+    return TreeMerge(files=tuple(files), target=target, read=read)
+
+
+def _merge_file(path: str, b: str | None, t: str | None, s: str | None, read) -> FileMerge:
+    """A path the source changed and the target either did not change or changed differently."""
+    if s is None:
+        if t == b:
+            return FileMerge(path, "delete", b, t, s)
+        return FileMerge(path, "delete-conflict", b, t, s, deleted_in="source")
+    if t is None:
+        if b is None:
+            return FileMerge(path, "add", b, t, s)
+        return FileMerge(path, "delete-conflict", b, t, s, deleted_in="target")
+    contents = {digest: read(digest) for digest in {b, t, s} if digest is not None}
+    texts = [decode_text(contents[digest]) if digest is not None else "" for digest in (b, t, s)]
+    if any(text is None for text in texts):
+        return FileMerge(path, "binary" if t == b else "binary-conflict", b, t, s)
+    base_lines, target_lines, source_lines = (split_lines(text) for text in texts)
+    return FileMerge(path, "text", b, t, s, regions=tuple(merge_text(base_lines, target_lines, source_lines)))
+
+
+def apply(tree_merge: TreeMerge, selection: Selection | None = None) -> MergedTree:
+    """The merged module: the target's files with the selected source changes and resolved conflicts.
+
+    Raises ValueError for a selection that names a path or region the merge
+    does not have, or a choice that does not fit the file.
+    """
+    selection = selection or Selection()
+    _check(tree_merge, selection)
+    merged: dict[str, str | bytes] = dict(tree_merge.target)  # path -> hash, or content once merged
+    unresolved: list[Unresolved] = []
+    for file in tree_merge.files:
+        path = file.path
+        if path in selection.skipped or file.kind in ("target", "same"):
+            continue
+        if file.kind == "text":
+            result = resolve(file.regions, selection.regions.get(path), selection.resolutions.get(path))
+            unresolved.extend(Unresolved(path, index) for index in result.unresolved)
+            if result.text is not None:
+                merged[path] = result.text.encode("utf-8")
+        elif file.kind in WHOLE_FILE_CHANGES:
+            _set(merged, path, file.source_hash)
+        else:
+            choice = selection.choices.get(path)
+            if choice is None:
+                unresolved.append(Unresolved(path, None))
+            else:
+                _set(merged, path, _chosen_hash(file, choice))
+    if unresolved:
+        return MergedTree(files=None, unresolved=unresolved)
+    read = tree_merge.read
+    files = {
+        path: content if isinstance(content, bytes) else read(content)
+        for path, content in sorted(merged.items())
+    }
+    return MergedTree(files=files, unresolved=[])
+
+
+def _chosen_hash(file: FileMerge, choice: str) -> str | None:
+    if choice == "target":
+        return file.target_hash
+    if choice == "source":
+        return file.source_hash
+    if choice == "delete":
+        return None
+    # "keep": the version of the side that modified the file.
+    return file.target_hash if file.deleted_in == "source" else file.source_hash
+
+
+def _set(manifest: dict[str, str | bytes], path: str, digest: str | None) -> None:
+    if digest is None:
+        manifest.pop(path, None)
+    else:
+        manifest[path] = digest
+
+
+def _check(tree_merge: TreeMerge, selection: Selection) -> None:
+    by_path = {file.path: file for file in tree_merge.files}
+    for path in selection.skipped:
+        if path not in by_path:
+            raise ValueError(f"{path}: not changed by either side.")
+    for path in selection.regions.keys() | selection.resolutions.keys():
+        if path not in by_path or by_path[path].kind != "text":
+            raise ValueError(f"{path}: not a text merge, so it has no regions to take or resolve.")
+    for path, choice in selection.choices.items():
+        file = by_path.get(path)
+        if file is None or choice not in CHOICES.get(file.kind, ()):
+            raise ValueError(f"{path}: {choice!r} is not a choice for this file.")

@@ -1,0 +1,264 @@
+"""Tag & Deploy in the browser: the plan dialog, saved plans, rollback and version diffs."""
+
+import difflib
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from lifecycle import access
+from lifecycle.deployments import DeploymentRefused, launch, start_deployment, validate
+from lifecycle.htmx import HtmxHttpRequest, page_or_partial
+from lifecycle.models import (
+    AccessLevel,
+    Application,
+    ApplicationTag,
+    DeploymentPlan,
+    EnvironmentTag,
+    Module,
+    PlanItem,
+)
+from lifecycle.pipeline import build_rows
+from lifecycle.rollback import RollbackError, rollback, rollback_validation
+
+
+def _environments(user, data):
+    """Source and target from the request, defaulting to the first two environments the user sees."""
+    visible = access.visible_environments(user)
+    if len(visible) < 2:
+        raise PermissionDenied("Deploying needs access to at least two environments.")
+    by_id = {str(environment.pk): environment for environment in visible}
+    source = by_id.get(data.get("source", ""), visible[0])
+    default_target = visible[min(visible.index(source) + 1, len(visible) - 1)]
+    target = by_id.get(data.get("target", ""), default_target)
+    return visible, source, target
+
+
+def _selected_applications(data, source, target):
+    if data.get("all") == "differences":
+        rows = build_rows(Application.objects.all(), [source, target])
+        return [row.application for row in rows if row.gaps and row.gaps[0].differs or row.cells[0].has_plus]
+    ids = [value for value in data.getlist("application") if value.isdigit()]
+    return list(Application.objects.filter(pk__in=ids))
+
+
+def _numbers(data):
+    return {
+        int(key.removeprefix("number-")): value.strip()[:32]
+        for key, value in data.items()
+        if key.startswith("number-") and key.removeprefix("number-").isdigit() and value.strip()
+    }
+
+
+def _render_plan(request, data, *, error=None, status=200, plan=None):
+    visible, source, target = _environments(request.user, data)
+    applications = _selected_applications(data, source, target)
+    validation = (
+        validate(source, target, applications, _numbers(data)) if applications and source != target else None
+    )
+    can_deploy = access.can(request.user, target, AccessLevel.DEPLOY)
+    context = {
+        "environments": visible,
+        "source": source,
+        "target": target,
+        "validation": validation,
+        "applications": applications,
+        "error": error,
+        "notes": data.get("notes", ""),
+        "can_deploy": can_deploy,
+        "can_confirm": access.can(request.user, target, AccessLevel.FULL),
+        "plan": plan,
+        "plans": DeploymentPlan.objects.filter(source=source, target=target).order_by("name")[:20],
+    }
+    return render(request, page_or_partial(request, "lifecycle/deploy.html", "plan"), context, status=status)
+
+
+@login_required
+@require_GET
+def deploy(request: HtmxHttpRequest):
+    return _render_plan(request, request.GET)
+
+
+@login_required
+@require_POST
+def deploy_run(request: HtmxHttpRequest):
+    data = request.POST
+    _, source, target = _environments(request.user, data)
+    applications = _selected_applications(data, source, target)
+    plan = DeploymentPlan.objects.filter(pk=data.get("plan") or 0).first()
+    try:
+        if not applications:
+            raise DeploymentRefused("Choose at least one application to deploy.")
+        deployment = start_deployment(
+            source,
+            target,
+            applications,
+            user=request.user,
+            fingerprint=data.get("fingerprint", ""),
+            numbers=_numbers(data),
+            deploy_anyway=data.get("deploy_anyway") == "on",
+            notes=data.get("notes", "")[:2000],
+            plan=plan,
+        )
+    except DeploymentRefused as refusal:
+        return _render_plan(request, data, error=str(refusal), status=409, plan=plan)
+    launch(deployment)
+    url = reverse("lifecycle:deployment", args=[deployment.pk])
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+@login_required
+@require_POST
+def plan_save(request: HtmxHttpRequest):
+    data = request.POST
+    _, source, target = _environments(request.user, data)
+    access.require(request.user, target, AccessLevel.DEPLOY)
+    applications = _selected_applications(data, source, target)
+    name = data.get("name", "").strip()[:100]
+    if not name or not applications:
+        return _render_plan(
+            request, data, error="Give the plan a name and at least one application.", status=422
+        )
+    numbers = _numbers(data)
+    with transaction.atomic():
+        plan = DeploymentPlan.objects.create(
+            name=name,
+            source=source,
+            target=target,
+            notes=data.get("notes", "")[:2000],
+            created_by=request.user,
+        )
+        PlanItem.objects.bulk_create(
+            PlanItem(plan=plan, application=application, number=numbers.get(application.pk, ""))
+            for application in applications
+        )
+    messages.success(
+        request, f"Saved the plan “{plan.name}”. Open it from the deploy page to validate and run it."
+    )
+    return redirect(_plan_url(plan))
+
+
+def _plan_url(plan):
+    query = QueryDict(mutable=True)
+    query.update({"source": plan.source_id, "target": plan.target_id, "plan": plan.pk})
+    for item in plan.items.all():
+        if item.include:
+            query.appendlist("application", item.application_id)
+        if item.number:
+            query[f"number-{item.application_id}"] = item.number
+    if plan.notes:
+        query["notes"] = plan.notes
+    return f"{reverse('lifecycle:deploy')}?{query.urlencode()}"
+
+
+@login_required
+@require_GET
+def plan_open(request: HtmxHttpRequest, plan_id: int):
+    plan = get_object_or_404(DeploymentPlan, pk=plan_id)
+    access.require(request.user, plan.target, AccessLevel.VIEW)
+    return redirect(_plan_url(plan))
+
+
+@login_required
+@require_POST
+def plan_delete(request: HtmxHttpRequest, plan_id: int):
+    plan = get_object_or_404(DeploymentPlan, pk=plan_id)
+    access.require(request.user, plan.target, AccessLevel.DEPLOY)
+    plan.delete()
+    messages.info(request, f"Deleted the plan “{plan.name}”.")
+    return redirect(f"{reverse('lifecycle:deploy')}?source={plan.source_id}&target={plan.target_id}")
+
+
+# Rollback: tag an older version's content under a new number and deploy it.
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rollback_view(request: HtmxHttpRequest, application_id: int, tag_id: int):
+    application = get_object_or_404(Application, pk=application_id)
+    tag = get_object_or_404(ApplicationTag, pk=tag_id, application=application)
+    visible = access.visible_environments(request.user)
+    if not visible:
+        raise PermissionDenied("You have no access to any environment.")
+    data = request.POST if request.method == "POST" else request.GET
+    by_id = {str(environment.pk): environment for environment in visible}
+    environment = by_id.get(data.get("environment", ""), visible[-1])
+    error, status = None, 200
+    if request.method == "POST":
+        access.require(request.user, environment, AccessLevel.DEPLOY)
+        try:
+            deployment = rollback(
+                application,
+                tag,
+                environment,
+                number=data.get("number", ""),
+                user=request.user,
+                fingerprint=data.get("fingerprint", ""),
+                deploy_anyway=data.get("deploy_anyway") == "on",
+            )
+        except (RollbackError, DeploymentRefused) as refusal:
+            error, status = str(refusal), 409
+        else:
+            launch(deployment)
+            return redirect("lifecycle:deployment", deployment.pk)
+    validation = rollback_validation(application, tag, environment, data.get("number", ""))
+    current = EnvironmentTag.objects.filter(application=application, environment=environment).first()
+    context = {
+        "application": application,
+        "tag": tag,
+        "environment": environment,
+        "environments": visible,
+        "validation": validation,
+        "current": current.tag if current else None,
+        "error": error,
+        "can_deploy": access.can(request.user, environment, AccessLevel.DEPLOY),
+        "can_confirm": access.can(request.user, environment, AccessLevel.FULL),
+    }
+    return render(request, "lifecycle/rollback.html", context, status=status)
+
+
+# A plain two-version diff, linked from the "would undo changes" finding.
+
+
+@login_required
+@require_GET
+def version_diff(request: HtmxHttpRequest, module_id: int, old: int, new: int):
+    module = get_object_or_404(Module.objects.select_related("application"), pk=module_id)
+    if not access.visible_environments(request.user):
+        raise PermissionDenied("You have no access to any environment.")
+    before = get_object_or_404(module.versions, number=old)
+    after = get_object_or_404(module.versions, number=new)
+    left = {f.path: f.blob for f in before.files.select_related("blob")}
+    right = {f.path: f.blob for f in after.files.select_related("blob")}
+    files = []
+    for path in sorted(left.keys() | right.keys()):
+        a, b = left.get(path), right.get(path)
+        if a is not None and b is not None and a.hash == b.hash:
+            continue  # Same content hash: nothing to compare.
+        status = "added" if a is None else "deleted" if b is None else "changed"
+        lines = []
+        if not any(blob is not None and blob.is_binary for blob in (a, b)):
+            text_a = bytes(a.data).decode("utf-8").splitlines() if a else []
+            text_b = bytes(b.data).decode("utf-8").splitlines() if b else []
+            lines = list(
+                difflib.unified_diff(text_a, text_b, f"v{old}/{path}", f"v{new}/{path}", lineterm="")
+            )[2:]
+        files.append(
+            {"path": path, "status": status, "lines": lines, "binary": not lines and status == "changed"}
+        )
+    context = {
+        "module": module,
+        "application": module.application,
+        "old": before,
+        "new": after,
+        "files": files,
+    }
+    return render(request, "lifecycle/diff.html", context)

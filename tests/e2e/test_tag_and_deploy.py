@@ -1,0 +1,58 @@
+import re
+
+from django.contrib.auth.models import User
+from playwright.sync_api import expect
+
+from lifecycle.demo import load_demo
+from lifecycle.models import Environment, Module
+from tests.e2e.conftest import log_in, screenshot
+from tests.factories import publish_files
+
+DEFECT = "        subtotal += line.unit_price\n"
+FIX = "        subtotal += line.unit_price * line.quantity\n"
+
+
+def fix_cart_in_pre_production(user):
+    cart = Module.objects.get(name="ShoppingCart")
+    pre = Environment.objects.get(name="Pre-Production")
+    version = cart.current_versions.get(environment=pre).version
+    files = {f.path: bytes(f.blob.data) for f in version.files.select_related("blob")}
+    files["cart.py"] = files["cart.py"].replace(DEFECT.encode(), FIX.encode())
+    publish_files(cart, pre, files, user=user, comment="Order total counts each line's quantity")
+
+
+def test_it_tags_and_deploys_the_hotfix_to_production_from_the_grid(page, transactional_db, settings):
+    settings.DEPLOY_IN_BACKGROUND = True  # The user watches the log of a deployment running on its own.
+    load_demo()
+    admin = User.objects.create_superuser("admin", password="demo-password")
+    fix_cart_in_pre_production(admin)
+    log_in(page, "admin", "demo-password")
+
+    row = page.locator('tr[data-application="eCommerce"]')
+    row.get_by_role("link", name="Deploy eCommerce from Pre-Production to Production").click()
+    dialog = page.locator("dialog#dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("heading")).to_have_text("Deploy from Pre-Production to Production")
+    button = dialog.get_by_role("button", name="Tag & Deploy 0.3.1")
+    expect(button).to_be_visible()
+    dialog.get_by_label("Notes (optional)").fill("Hotfix: order total counts quantities")
+    screenshot(page, "deploy-dialog")
+    button.click()
+
+    expect(page).to_have_url(re.compile(r"/deployments/\d+/"))
+    expect(page.locator(".deployment-status, .status-badge").first).to_contain_text(
+        "Finished", timeout=15_000
+    )
+    expect(page.get_by_text("Tagged and deployed eCommerce 0.3.1")).to_be_visible()
+    screenshot(page, "deployment-log")
+
+    page.get_by_role("link", name="Pipeline").first.click()
+    row = page.locator('tr[data-application="eCommerce"]')
+    pre = row.locator('td[data-environment="Pre-Production"]')
+    prod = row.locator('td[data-environment="Production"]')
+    expect(pre.locator(".version")).to_have_text("0.3.1")
+    expect(prod.locator(".version")).to_have_text("0.3.1")
+    # The hotfix still has to be merged back: Pre-Production stays red.
+    expect(pre).to_have_class(re.compile(r"\bhotfix\b"))
+    expect(prod).not_to_have_class(re.compile(r"\bhotfix\b"))
+    screenshot(page, "grid-after-0.3.1")
