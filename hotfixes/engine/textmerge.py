@@ -64,7 +64,8 @@ class MergeResult:
 
 def merge_text(base: Sequence[str], target: Sequence[str], source: Sequence[str]) -> list[Region]:
     """The regions of a three-way merge of lines (each keeping its line ending)."""
-    merge = Merge3(base, target, source, sequence_matcher=PatienceSequenceMatcher)
+    # As lists, so slices of different sides compare equal whatever sequences were given.
+    base, target, source = list(base), list(target), list(source)
     regions: list[Region] = []
 
     def add(kind: RegionKind, z1: int, z2: int, t1: int, t2: int, s1: int, s2: int) -> None:
@@ -82,7 +83,7 @@ def merge_text(base: Sequence[str], target: Sequence[str], source: Sequence[str]
         )
 
     z = t = s = 0
-    for z_match, z_end, t_match, t_end, s_match, s_end in merge.find_sync_regions():
+    for z_match, z_end, t_match, t_end, s_match, s_end in _sync_regions(base, target, source):
         if z < z_match or t < t_match or s < s_match:
             base_lines, target_lines, source_lines = base[z:z_match], target[t:t_match], source[s:s_match]
             if target_lines == source_lines:
@@ -99,12 +100,34 @@ def merge_text(base: Sequence[str], target: Sequence[str], source: Sequence[str]
             if previous is not None and previous.kind == "unchanged":
                 # Sync regions can abut (one side's match ends where the other's does not): one region.
                 regions.pop()
-                add("unchanged", previous.base_start, z_end, previous.target_start, t_end,
-                    previous.source_start, s_end)  # fmt: skip
+                add(
+                    "unchanged",
+                    previous.base_start,
+                    z_end,
+                    previous.target_start,
+                    t_end,
+                    previous.source_start,
+                    s_end,
+                )
             else:
                 add("unchanged", z_match, z_end, t_match, t_end, s_match, s_end)
         z, t, s = z_end, t_end, s_end
     return regions
+
+
+def _sync_regions(base: list[str], target: list[str], source: list[str]) -> list[tuple[int, ...]]:
+    """The stretches (base, target, source start and end) where all three agree, as merge3 finds them.
+
+    When one side is the base, as for a hotfix merged into an environment that did not change
+    the file, one diff of the other side does: merge3 would diff the base against itself too.
+    """
+    if target == base:
+        blocks = PatienceSequenceMatcher(None, base, source).get_matching_blocks()
+        return [(i, i + n, i, i + n, j, j + n) for i, j, n in blocks]
+    if source == base:
+        blocks = PatienceSequenceMatcher(None, base, target).get_matching_blocks()
+        return [(i, i + n, j, j + n, i, i + n) for i, j, n in blocks]
+    return Merge3(base, target, source, sequence_matcher=PatienceSequenceMatcher).find_sync_regions()
 
 
 def resolve(

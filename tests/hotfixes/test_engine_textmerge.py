@@ -1,11 +1,15 @@
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from merge3 import Merge3
+from patiencediff import PatienceSequenceMatcher
 
 from hotfixes.engine.linediff import split_lines
-from hotfixes.engine.textmerge import merge_text, resolve
+from hotfixes.engine.textmerge import _sync_regions, merge_text, resolve
 
-BASE = split_lines("def total(cart):\n    s = 0\n    for line in cart:\n        s += line\n    return s\n\n\nx = 1\n")
+BASE = split_lines(
+    "def total(cart):\n    s = 0\n    for line in cart:\n        s += line\n    return s\n\n\nx = 1\n"
+)
 
 
 def edit(lines, number, new_text):
@@ -151,8 +155,10 @@ texts = st.text(alphabet="ab\n", max_size=40).map(split_lines)
 
 
 def sides_joined(regions):
-    return tuple("".join(line for region in regions for line in getattr(region, side)) for side in
-                 ("base", "target", "source"))  # fmt: skip
+    return tuple(
+        "".join(line for region in regions for line in getattr(region, side))
+        for side in ("base", "target", "source")
+    )
 
 
 @given(texts, texts, texts)
@@ -277,5 +283,23 @@ def test_overlapping_changes_are_never_dropped(case):
 
     assert result.text is None
     conflicting_lines = {line for region in regions if region.kind == "conflict" for line in region.source}
-    overlap = [p for p in target_edits if p in source_edits and target_edits[p] == source_edits[p] == "replace"]
+    overlap = [
+        p for p in target_edits if p in source_edits and target_edits[p] == source_edits[p] == "replace"
+    ]
     assert any(f"source replaced {position}\n" in conflicting_lines for position in overlap)
+
+
+@given(texts, texts)
+def test_one_sided_merges_find_the_stretches_merge3_finds(base, changed):
+    # With one side equal to the base, merge_text diffs only the other side: the same as merge3.
+    merge3_regions = Merge3(base, list(base), changed, sequence_matcher=PatienceSequenceMatcher)
+
+    assert _sync_regions(base, list(base), changed) == merge3_regions.find_sync_regions()
+    merge3_regions = Merge3(base, changed, list(base), sequence_matcher=PatienceSequenceMatcher)
+    assert _sync_regions(base, changed, list(base)) == merge3_regions.find_sync_regions()
+
+
+def test_it_takes_any_sequences_of_lines():
+    regions = merge_text(tuple(BASE), BASE, tuple(BASE))
+
+    assert kinds(regions) == ["unchanged"]

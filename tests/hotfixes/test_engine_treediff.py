@@ -53,7 +53,12 @@ def test_it_reads_only_the_files_that_differ():
     shared = b"".join(b"shared line %d\n" % n for n in range(100))
     store = Store(b"one\ntwo\n", b"one\n2\n", b"new file\n", forbidden=(shared,))
     base = {"same.py": h(shared), "changed.py": h(b"one\ntwo\n"), "also-same.py": h(shared)}
-    other = {"same.py": h(shared), "changed.py": h(b"one\n2\n"), "also-same.py": h(shared), "added.py": h(b"new file\n")}
+    other = {
+        "same.py": h(shared),
+        "changed.py": h(b"one\n2\n"),
+        "also-same.py": h(shared),
+        "added.py": h(b"new file\n"),
+    }
 
     diffs = diff_tree_files(base, other, store.read)
 
@@ -76,7 +81,9 @@ def test_it_diffs_a_deleted_file_against_nothing():
 def test_it_diffs_binary_files_as_binary():
     store = Store(b"\x89PNG\0one", b"\x89PNG\0two")
 
-    [(change, diff)] = diff_tree_files({"logo.png": h(b"\x89PNG\0one")}, {"logo.png": h(b"\x89PNG\0two")}, store.read)
+    [(change, diff)] = diff_tree_files(
+        {"logo.png": h(b"\x89PNG\0one")}, {"logo.png": h(b"\x89PNG\0two")}, store.read
+    )
 
     assert change.status == "changed"
     assert diff.binary and diff.hunks == ()
