@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("lifecycle.api_urls")),
     path("profile/tokens/", include("lifecycle.token_urls")),
+    path("", include("hotfixes.urls")),
     path("", include("lifecycle.urls")),
 ]

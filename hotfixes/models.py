@@ -66,3 +66,50 @@ class HotfixChange(models.Model):
 
     def __str__(self):
         return f"{self.module.name} v{self.version.number}"
+
+
+class Merge(models.Model):
+    """Changes of a source environment merged into an earlier one, as new module versions there."""
+
+    source = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    target = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="merges")
+    hotfix = models.ForeignKey(
+        Hotfix,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="merges",
+        help_text="The open hotfix this merge propagated, if any.",
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"Merge {self.application.name} {self.source.name} → {self.target.name}"
+
+
+class MergeItem(models.Model):
+    """One module of a merge: the versions involved and which source changes were taken."""
+
+    merge = models.ForeignKey(Merge, on_delete=models.PROTECT, related_name="items")
+    module = models.ForeignKey(Module, on_delete=models.PROTECT, related_name="+")
+    base_version = models.ForeignKey(
+        ModuleVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    target_version = models.ForeignKey(
+        ModuleVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    source_version = models.ForeignKey(ModuleVersion, on_delete=models.PROTECT, related_name="+")
+    result_version = models.ForeignKey(ModuleVersion, on_delete=models.PROTECT, related_name="+")
+    complete = models.BooleanField(help_text="Every change of the source version was taken.")
+    selection = models.JSONField(
+        default=dict, help_text="Per file: the source changes taken, conflict resolutions."
+    )
+
+    def __str__(self):
+        return f"{self.module.name} v{self.result_version.number}"

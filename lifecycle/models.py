@@ -107,6 +107,11 @@ class ModuleVersion(ImmutableModel):
     merged_from = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="merged_into"
     )
+    merged_all = models.BooleanField(
+        default=True,
+        help_text="Whether this merge took every change of merged_from. A partial merge does not count "
+        "as containing merged_from, so the changes left out are offered again.",
+    )
     tree_hash = models.CharField(max_length=64, db_index=True)
     file_count = models.PositiveIntegerField(default=0)
     total_size = models.PositiveBigIntegerField(default=0)

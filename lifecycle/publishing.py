@@ -88,6 +88,7 @@ def create_version(
     comment: str = "",
     environment: Environment | None = None,
     merged_from: ModuleVersion | None = None,
+    merged_all: bool = True,
 ) -> ModuleVersion:
     """Make a new immutable version of `module`. Call inside a transaction holding the module lock."""
     manifest = store_blobs(files)
@@ -97,6 +98,7 @@ def create_version(
         number=highest + 1,
         parent=parent,
         merged_from=merged_from,
+        merged_all=merged_all,
         tree_hash=tree_hash(manifest),
         file_count=len(manifest),
         total_size=sum(len(data) for data in files.values()),
@@ -148,6 +150,8 @@ def publish(
     comment: str = "",
     based_on: ModuleVersion | None = None,
     check_stale: bool = False,
+    merged_from: ModuleVersion | None = None,
+    merged_all: bool = True,
 ) -> PublishResult:
     """Publish `files` as the module's new version in `environment`.
 
@@ -176,20 +180,29 @@ def publish(
         if check_stale and previous != based_on:
             raise StaleEdit(module, environment, current)
         manifest = {path: content_hash(data) for path, data in files.items()}
-        if previous is not None and previous.tree_hash == tree_hash(manifest):
+        # A merge is recorded even when its files equal the target's: the link is the history.
+        if merged_from is None and previous is not None and previous.tree_hash == tree_hash(manifest):
             return PublishResult(version=previous, created=False, previous=previous)
         version = create_version(
-            module, files, parent=previous, user=user, comment=comment, environment=environment
+            module,
+            files,
+            parent=previous,
+            user=user,
+            comment=comment,
+            environment=environment,
+            merged_from=merged_from,
+            merged_all=merged_all,
         )
         make_current(
             environment,
             module,
             version,
-            kind=ModuleChange.Kind.PUBLISH,
+            kind=ModuleChange.Kind.MERGE if merged_from else ModuleChange.Kind.PUBLISH,
             user=user,
             comment=comment,
             previous=previous,
         )
-        if not environment.is_first():
+        # Merging propagates changes backward; it never opens a hotfix of its own.
+        if merged_from is None and not environment.is_first():
             record_hotfix_change(module, environment, version, replaced=previous, user=user)
         return PublishResult(version=version, created=True, previous=previous)

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from hotfixes.models import Hotfix, HotfixChange
+from hotfixes.propagation import statuses as hotfix_statuses
 from lifecycle import access
 from lifecycle.archives import ArchiveRejected, human_bytes, read_archive, write_archive
 from lifecycle.editing import (
@@ -108,6 +109,18 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
                 }
             )
         module_rows.append({"module": module, "entries": entries})
+    open_hotfixes = list(
+        Hotfix.objects.open()
+        .filter(application=application, environment__in=environments)
+        .select_related("environment", "opened_by")
+        .prefetch_related(
+            Prefetch("changes", queryset=HotfixChange.objects.select_related("module", "version"))
+        )
+    )
+    propagation = hotfix_statuses(open_hotfixes, environments)
+    for hotfix in open_hotfixes:
+        hotfix.propagation = propagation[hotfix.pk]
+        hotfix.can_solve = access.can(request.user, hotfix.environment, AccessLevel.FULL)
     context = {
         "application": application,
         "environments": environments,
@@ -119,12 +132,7 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
         "changes": ModuleChange.objects.filter(
             module__application=application, environment__in=environments
         ).select_related("module", "environment", "version", "previous_version", "user")[:25],
-        "open_hotfixes": Hotfix.objects.open()
-        .filter(application=application, environment__in=environments)
-        .select_related("environment", "opened_by")
-        .prefetch_related(
-            Prefetch("changes", queryset=HotfixChange.objects.select_related("module", "version"))
-        ),
+        "open_hotfixes": open_hotfixes,
     }
     context.update(application_history_context(application, environments, request.user))
     return render(request, "lifecycle/application.html", context)

@@ -55,7 +55,7 @@ def test_it_runs_a_fixed_number_of_queries(client, viewer, environments, django_
     for module in modules[:6]:
         publish_files(module, environments[2], {"main.py": "fix " + module.name})
     client.force_login(viewer)
-    with django_assert_max_num_queries(18):
+    with django_assert_max_num_queries(21):
         client.get(reverse("lifecycle:application", args=[application.pk]))
 
 
