@@ -108,6 +108,9 @@ def propagate(request: HtmxHttpRequest, hotfix_id: int):
             stopped = prepared
             break
     error, status = None, 200
+    if request.method == "POST" and stopped is not None:
+        error = f"Stopped at {stopped.target.name}: resolve its conflict first. Nothing was merged."
+        status = 409
     if request.method == "POST" and stopped is None:
         fingerprints = request.POST.getlist("fingerprint")
         try:
