@@ -79,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "lifecycle.audit.AuditMiddleware",
+    "lifecycle.audit.AuditMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
 
@@ -95,6 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "lifecycle.context_processors.navigation",
             ],
         },
     },
@@ -194,3 +197,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # Deployments run in a background thread while the user watches their log; tests run them inline.
 DEPLOY_IN_BACKGROUND = _strict_bool("DEPLOY_IN_BACKGROUND", True)
+
+# Behind a proxy that sets X-Forwarded-For, set this so the audit trail and login throttling see
+# the client's address rather than the proxy's. Never set it without such a proxy: clients could lie.
+TRUST_X_FORWARDED_FOR = _strict_bool("TRUST_X_FORWARDED_FOR", False)
+# Login throttling: this many failed logins for one username or from one address...
+LOGIN_FAILURES_ALLOWED = _read("LOGIN_FAILURES_ALLOWED", env.int, 5)
+# ...within this many minutes locks further attempts until the window has passed.
+LOGIN_FAILURE_WINDOW_MINUTES = _read("LOGIN_FAILURE_WINDOW_MINUTES", env.int, 15)

@@ -2,9 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from lifecycle.auth_views import ThrottledLoginView
+
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # The admin logs in through the same throttled, audited login as the console.
+    path("admin/login/", ThrottledLoginView.as_view()),
     path("admin/", admin.site.urls),
     path("api/v1/", include("lifecycle.api_urls")),
     path("profile/tokens/", include("lifecycle.token_urls")),

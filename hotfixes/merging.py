@@ -21,9 +21,9 @@ from django.utils import timezone
 from hotfixes.engine.treemerge import MergedTree, Selection, TreeMerge, apply, merge_trees
 from hotfixes.models import Hotfix, Merge, MergeItem
 from hotfixes.propagation import effective_links
-from lifecycle import access
+from lifecycle import access, audit
 from lifecycle.history_graph import ancestors, merge_base
-from lifecycle.models import AccessLevel, Blob, CurrentVersion, Module, ModuleFile, ModuleVersion
+from lifecycle.models import AccessLevel, AuditEvent, Blob, CurrentVersion, Module, ModuleFile, ModuleVersion
 from lifecycle.publishing import StaleEdit, publish
 
 
@@ -287,4 +287,17 @@ def perform(prepared: PreparedMerge, selections, *, user, fingerprint: str, comm
                 )
             )
         MergeItem.objects.bulk_create(items)
+        audit.record(
+            AuditEvent.Action.MERGE,
+            user=user,
+            environment=prepared.target,
+            application=prepared.application,
+            summary=f"Merged {', '.join(f'{i.module.name} v{i.source_version.number}' for i in items)} "
+            f"from {prepared.source.name} into {prepared.target.name}"
+            + ("" if all(i.complete for i in items) else " (partly)"),
+            before={i.module.name: i.target_version.number if i.target_version else None for i in items},
+            after={
+                i.module.name: {"version": i.result_version.number, "complete": i.complete} for i in items
+            },
+        )
     return record

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from hotfixes.models import Hotfix, HotfixChange
+from lifecycle import audit
 from lifecycle.history_graph import ancestors
-from lifecycle.models import CurrentVersion, ModuleVersion
+from lifecycle.models import AuditEvent, CurrentVersion, ModuleVersion
 
 
 class SolveError(ValueError):
@@ -108,10 +110,19 @@ def mark_solved(hotfix_id, environments, *, user, confirm_incomplete=False, note
     """
     with transaction.atomic():
         hotfix = (
-            Hotfix.objects.select_for_update().select_related("solved_by", "environment").get(pk=hotfix_id)
+            Hotfix.objects.select_for_update(of=("self",))
+            .select_related("solved_by", "environment", "application")
+            .get(pk=hotfix_id)
         )
         if not hotfix.is_open:
-            who = hotfix.solved_by.get_username() if hotfix.solved_by else "someone"
+            # Read who solved it after the lock: a join taken with the lock still shows the old row.
+            who = (
+                get_user_model()
+                .objects.filter(pk=hotfix.solved_by_id)
+                .values_list("username", flat=True)
+                .first()
+                or "someone"
+            )
             raise SolveError(
                 f"This hotfix was already marked solved by {who} "
                 f"at {timezone.localtime(hotfix.solved_at):%H:%M}."
@@ -122,11 +133,20 @@ def mark_solved(hotfix_id, environments, *, user, confirm_incomplete=False, note
         hotfix.solved_at = timezone.now()
         hotfix.solved_by = user
         hotfix.solved_incomplete = bool(lacking)
-        hotfix.solved_note = note or (
-            "Solved while "
-            + ", ".join(f"{s.environment.name} lacked {', '.join(s.missing)}" for s in lacking)
-            if lacking
-            else ""
+        lacked = "; ".join(f"{s.environment.name} lacked {', '.join(s.missing)}" for s in lacking)
+        # The record of what was lacking is kept whatever the user writes beside it.
+        hotfix.solved_note = " — ".join(
+            part for part in (note.strip(), f"Solved while {lacked}" if lacking else "") if part
         )
         hotfix.save(update_fields=["solved_at", "solved_by", "solved_incomplete", "solved_note"])
+        audit.record(
+            AuditEvent.Action.HOTFIX_SOLVED,
+            user=user,
+            environment=hotfix.environment,
+            application=hotfix.application,
+            summary=f"Hotfix of {hotfix.application.name} in {hotfix.environment.name} marked solved"
+            + (" while incomplete" if lacking else ""),
+            before={"open": True},
+            after={"open": False, "incomplete": bool(lacking), "note": hotfix.solved_note},
+        )
     return hotfix

@@ -3,6 +3,8 @@
 from django.utils import timezone
 
 from hotfixes.models import Hotfix, HotfixChange
+from lifecycle import audit
+from lifecycle.models import AuditEvent
 
 
 def record_hotfix_change(module, environment, version, *, replaced, user) -> Hotfix:
@@ -20,6 +22,15 @@ def record_hotfix_change(module, environment, version, *, replaced, user) -> Hot
     if hotfix is None:
         hotfix = Hotfix.objects.create(
             application_id=module.application_id, environment=environment, opened_at=now, opened_by=user
+        )
+        audit.record(
+            AuditEvent.Action.HOTFIX_OPENED,
+            user=user,
+            environment=environment,
+            application=module.application,
+            summary=f"Hotfix of {module.application.name} opened in {environment.name} "
+            f"by {module.name} v{version.number}",
+            after={"hotfix": hotfix.pk},
         )
     HotfixChange.objects.create(
         hotfix=hotfix, module=module, version=version, replaced_version=replaced, at=now

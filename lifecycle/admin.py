@@ -1,10 +1,14 @@
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
+from django.forms.models import model_to_dict
 
-from lifecycle import tokens
+from lifecycle import audit, tokens
 from lifecycle.models import (
     ApiToken,
     Application,
     ApplicationTag,
+    AuditEvent,
     CurrentVersion,
     Environment,
     EnvironmentAccess,
@@ -29,13 +33,92 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def _snapshot(obj):
+    """The fields of a record as plain JSON-able values, for the audit trail's before and after."""
+    data = model_to_dict(obj)
+    return {
+        key: (list(map(str, value)) if isinstance(value, list | tuple | set) else str(value))
+        for key, value in data.items()
+    }
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every admin add, change and delete goes to the audit trail with before and after."""
+
+    def _environment_of(self, obj):
+        return getattr(obj, "environment", obj if isinstance(obj, Environment) else None)
+
+    def _application_of(self, obj):
+        return getattr(obj, "application", obj if isinstance(obj, Application) else None)
+
+    def save_model(self, request, obj, form, change):
+        before = _snapshot(type(obj).objects.get(pk=obj.pk)) if change and obj.pk else None
+        super().save_model(request, obj, form, change)
+        self._record(
+            request, obj, AuditEvent.Action.ADMIN_CHANGE if change else AuditEvent.Action.ADMIN_ADD, before
+        )
+
+    def delete_model(self, request, obj):
+        before = _snapshot(obj)
+        environment, application, label = self._environment_of(obj), self._application_of(obj), str(obj)
+        super().delete_model(request, obj)
+        audit.record(
+            AuditEvent.Action.ADMIN_DELETE,
+            user=request.user,
+            environment=environment,
+            application=application,
+            summary=f"Deleted {obj._meta.verbose_name} {label}",
+            before=before,
+        )
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def save_formset(self, request, form, formset, change):
+        befores = {o.pk: _snapshot(o) for o in formset.queryset} if hasattr(formset, "queryset") else {}
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            self._record(request, obj, AuditEvent.Action.ADMIN_ADD, None)
+        for obj, _ in formset.changed_objects:
+            self._record(request, obj, AuditEvent.Action.ADMIN_CHANGE, befores.get(obj.pk))
+        for obj in formset.deleted_objects:
+            audit.record(
+                AuditEvent.Action.ADMIN_DELETE,
+                user=request.user,
+                environment=self._environment_of(obj),
+                summary=f"Deleted {obj._meta.verbose_name} {obj}",
+                before=befores.get(obj.pk),
+            )
+
+    def save_related(self, request, form, formsets, change):
+        # Many-to-many fields (a user's groups) are saved here, after save_model: record them too.
+        before = _snapshot(form.instance) if change else None
+        super().save_related(request, form, formsets, change)
+        after = _snapshot(form.instance)
+        if change and before != after:
+            self._record(request, form.instance, AuditEvent.Action.ADMIN_CHANGE, before)
+
+    def _record(self, request, obj, action, before):
+        verb = "Added" if action == AuditEvent.Action.ADMIN_ADD else "Changed"
+        audit.record(
+            action,
+            user=request.user,
+            environment=self._environment_of(obj),
+            application=self._application_of(obj),
+            summary=f"{verb} {obj._meta.verbose_name} {obj}",
+            before=before,
+            after=_snapshot(obj),
+        )
+
+
 class EnvironmentAccessInline(admin.TabularInline):
     model = EnvironmentAccess
     extra = 0
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(admin.ModelAdmin):
+class EnvironmentAdmin(AuditedAdmin):
     list_display = ["name", "position", "is_production"]
     list_editable = ["position", "is_production"]
     inlines = [EnvironmentAccessInline]
@@ -52,21 +135,21 @@ class ModuleInline(admin.TabularInline):
 
 
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(AuditedAdmin):
     list_display = ["name", "description"]
     search_fields = ["name"]
     inlines = [ModuleInline]
 
 
 @admin.register(Module)
-class ModuleAdmin(admin.ModelAdmin):
+class ModuleAdmin(AuditedAdmin):
     list_display = ["name", "application"]
     list_filter = ["application"]
     search_fields = ["name"]
 
 
 @admin.register(EnvironmentAccess)
-class EnvironmentAccessAdmin(admin.ModelAdmin):
+class EnvironmentAccessAdmin(AuditedAdmin):
     list_display = ["group", "environment", "level"]
     list_filter = ["environment", "level", "group"]
 
@@ -161,3 +244,25 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke_tokens(self, request, queryset):
         revoked = sum(tokens.revoke(token, request.user) for token in queryset.select_related("user"))
         self.message_user(request, f"Revoked {revoked} token{'s' if revoked != 1 else ''}.", messages.SUCCESS)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "action", "username", "ip", "environment", "application", "summary"]
+    list_filter = ["action", "environment"]
+    search_fields = ["username", "summary", "application"]
+
+
+# Group membership is access: changes to users and groups go to the audit trail too.
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    pass

@@ -7,7 +7,8 @@ admin show the history. At most one block is active per application and environm
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lifecycle.models import Application, ApplicationBlock
+from lifecycle import audit
+from lifecycle.models import Application, ApplicationBlock, AuditEvent
 
 MAX_REASON_LENGTH = 2000
 
@@ -53,13 +54,22 @@ def block(application, environment, user, reason: str) -> ApplicationBlock:
             )
         try:
             with transaction.atomic():
-                return ApplicationBlock.objects.create(
+                made = ApplicationBlock.objects.create(
                     application=application,
                     environment=environment,
                     reason=reason,
                     blocked_by=user,
                     blocked_at=timezone.now(),
                 )
+                audit.record(
+                    AuditEvent.Action.BLOCK,
+                    user=user,
+                    environment=environment,
+                    application=application,
+                    summary=f"Blocked {application.name} in {environment.name}: {reason}",
+                    after={"blocked": True, "reason": reason},
+                )
+                return made
         except IntegrityError:
             # The partial unique constraint caught a block made between our check and our insert.
             raise BlockError(
@@ -86,5 +96,14 @@ def unblock(application, environment, user, reason: str) -> ApplicationBlock:
         )
         if not lifted:
             raise BlockError(f"{application.name} was just unblocked in {environment.name} by someone else.")
+        audit.record(
+            AuditEvent.Action.UNBLOCK,
+            user=user,
+            environment=environment,
+            application=application,
+            summary=f"Unblocked {application.name} in {environment.name}: {reason}",
+            before={"blocked": True, "reason": current.reason},
+            after={"blocked": False, "reason": reason},
+        )
     current.unblocked_by, current.unblocked_at, current.unblock_reason = user, now, reason
     return current

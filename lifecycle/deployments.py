@@ -28,13 +28,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from hotfixes.models import HotfixChange
-from lifecycle import access
+from lifecycle import access, audit
 from lifecycle.history_graph import ancestors
 from lifecycle.models import (
     AccessLevel,
     Application,
     ApplicationBlock,
     ApplicationTag,
+    AuditEvent,
     CurrentVersion,
     Deployment,
     DeploymentItem,
@@ -420,6 +421,7 @@ def start_deployment(
             },
         )
         log_start(deployment, validation.findings, user)
+        record_start(deployment, [item.application for item in validation.to_deploy])
     return deployment
 
 
@@ -540,6 +542,27 @@ def claim_target(target) -> None:
         )
 
 
+def record_start(deployment, applications) -> None:
+    """The audit line of a deployment's start: what, with which findings, and any Deploy anyway."""
+    what = ", ".join(
+        f"{a.name} {deployment.requested['numbers'].get(str(a.pk), '')}".strip() for a in applications
+    )
+    audit.record(
+        AuditEvent.Action.DEPLOY_STARTED,
+        user=deployment.started_by,
+        environment=deployment.target,
+        application=applications[0] if len(applications) == 1 else "",
+        summary=f"Deployment {deployment.pk} started: {what} "
+        f"{deployment.source.name} → {deployment.target.name}"
+        + (" (Deploy anyway)" if deployment.deploy_anyway else ""),
+        after={
+            "deployment": deployment.pk,
+            "findings": deployment.findings,
+            "deploy_anyway": deployment.deploy_anyway,
+        },
+    )
+
+
 def log_start(deployment, findings, user) -> None:
     _log(
         deployment, f"Started by {user.get_username()}: {deployment.source.name} → {deployment.target.name}."
@@ -560,6 +583,14 @@ def _finish(deployment, status, message):
     _log(deployment, message, level)
     deployment.status, deployment.finished_at = status, timezone.now()
     deployment.save(update_fields=["status", "finished_at"])
+    failed = status == Deployment.Status.FAILED
+    audit.record(
+        AuditEvent.Action.DEPLOY_FAILED if failed else AuditEvent.Action.DEPLOY_FINISHED,
+        user=deployment.started_by,
+        environment=deployment.target,
+        summary=f"Deployment {deployment.pk} into {deployment.target.name}: {message}",
+        after={"deployment": deployment.pk, "status": status},
+    )
     return deployment
 
 

@@ -490,3 +490,54 @@ class DeploymentLogLine(models.Model):
 
     def __str__(self):
         return self.message
+
+
+class AuditEvent(ImmutableModel):
+    """One line of the append-only audit trail: who did what, when, from where, before and after.
+
+    Names are copied as text so a line keeps meaning whatever happens to the
+    objects it mentions; nothing in the console, the admin or the API edits it.
+    """
+
+    class Action(models.TextChoices):
+        PUBLISH = "publish", "Publish"
+        TAG = "tag", "Tag"
+        DEPLOY_STARTED = "deploy_started", "Deployment started"
+        DEPLOY_FINISHED = "deploy_finished", "Deployment finished"
+        DEPLOY_FAILED = "deploy_failed", "Deployment failed"
+        MERGE = "merge", "Merge"
+        HOTFIX_OPENED = "hotfix_opened", "Hotfix opened"
+        HOTFIX_SOLVED = "hotfix_solved", "Hotfix solved"
+        BLOCK = "block", "Block"
+        UNBLOCK = "unblock", "Unblock"
+        TOKEN_CREATED = "token_created", "API token created"
+        TOKEN_REVOKED = "token_revoked", "API token revoked"
+        LOGIN_FAILED = "login_failed", "Login failed"
+        ADMIN_ADD = "admin_add", "Admin: added"
+        ADMIN_CHANGE = "admin_change", "Admin: changed"
+        ADMIN_DELETE = "admin_delete", "Admin: deleted"
+
+    at = models.DateTimeField(db_index=True)
+    action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
+    # No database constraint and no cascade: deleting a user must never touch the trail.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    username = models.CharField(max_length=150, blank=True, db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    environment = models.CharField(max_length=60, blank=True, db_index=True)
+    application = models.CharField(max_length=100, blank=True, db_index=True)
+    summary = models.TextField()
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.username or '-'} {self.summary}"

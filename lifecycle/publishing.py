@@ -15,10 +15,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from lifecycle import access
+from lifecycle import access, audit
 from lifecycle.archives import Limits, check_files
 from lifecycle.models import (
     AccessLevel,
+    AuditEvent,
     Blob,
     CurrentVersion,
     Environment,
@@ -202,6 +203,16 @@ def publish(
             comment=comment,
             previous=previous,
         )
+        if merged_from is None:
+            audit.record(
+                AuditEvent.Action.PUBLISH,
+                user=user,
+                environment=environment,
+                application=module.application,
+                summary=f"Published {module.name} v{version.number} to {environment.name}",
+                before={"module": module.name, "version": previous.number if previous else None},
+                after={"module": module.name, "version": version.number, "tree_hash": version.tree_hash},
+            )
         # Merging propagates changes backward; it never opens a hotfix of its own.
         if merged_from is None and not environment.is_first():
             record_hotfix_change(module, environment, version, replaced=previous, user=user)

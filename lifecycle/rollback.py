@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from hotfixes.models import HotfixChange
 from lifecycle import access
-from lifecycle.deployments import DeploymentRefused, Finding, claim_target, lock_rows, log_start
+from lifecycle.deployments import DeploymentRefused, Finding, claim_target, lock_rows, log_start, record_start
 from lifecycle.history_graph import ancestors
 from lifecycle.models import (
     AccessLevel,
@@ -159,6 +159,7 @@ def rollback(application, tag, environment, *, number, user, fingerprint, deploy
             },
         )
         log_start(deployment, plan.findings, user)
+        record_start(deployment, [application])
     return deployment
 
 

@@ -3,7 +3,8 @@
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lifecycle.models import ApplicationTag, CurrentVersion, EnvironmentTag, TagMember
+from lifecycle import audit
+from lifecycle.models import ApplicationTag, AuditEvent, CurrentVersion, EnvironmentTag, TagMember
 from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber
 
 
@@ -71,5 +72,13 @@ def tag_environment(application, environment, text: str, *, user=None, notes: st
             environment=environment,
             application=application,
             defaults={"tag": tag, "changed_at": timezone.now()},
+        )
+        audit.record(
+            AuditEvent.Action.TAG,
+            user=user,
+            environment=environment,
+            application=application,
+            summary=f"Tagged {application.name} {tag.number} in {environment.name}",
+            after={"tag": tag.number, "modules": len(current), "notes": notes},
         )
     return tag

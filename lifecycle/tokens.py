@@ -17,7 +17,8 @@ from datetime import timedelta
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
-from lifecycle.models import ApiToken
+from lifecycle import audit
+from lifecycle.models import ApiToken, AuditEvent
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,12 @@ def create_token(user, name: str) -> tuple[ApiToken, str]:
         user=user, name=name, prefix=raw[:PREFIX_LENGTH], token_hash=hash_token(raw)
     )
     logger.info("API token %s (%s) created for %s", token.pk, token.prefix, user.get_username())
+    audit.record(
+        AuditEvent.Action.TOKEN_CREATED,
+        user=user,
+        summary=f"API token {name!r} ({token.prefix}…) created for {user.get_username()}",
+        after={"token": token.prefix, "name": name, "owner": user.get_username()},
+    )
     return token, raw
 
 
@@ -76,4 +83,11 @@ def revoke(token: ApiToken, by_user) -> bool:
     token.refresh_from_db(fields=["revoked_at"])
     if updated:
         logger.info("API token %s (%s) revoked by %s", token.pk, token.prefix, by_user.get_username())
+        audit.record(
+            AuditEvent.Action.TOKEN_REVOKED,
+            user=by_user,
+            summary=f"API token {token.name!r} ({token.prefix}…) of {token.user.get_username()} revoked",
+            before={"token": token.prefix, "revoked": False},
+            after={"token": token.prefix, "revoked": True},
+        )
     return bool(updated)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lifecycle import deploy_views, history_views, views
+from lifecycle import audit_views, deploy_views, history_views, views
 
 app_name = "lifecycle"
 
@@ -8,6 +8,8 @@ module = "modules/<int:module_id>/in/<int:environment_id>/"
 
 urlpatterns = [
     path("", views.pipeline, name="pipeline"),
+    path("audit/", audit_views.audit_list, name="audit"),
+    path("audit/export.csv", audit_views.audit_export, name="audit-export"),
     path("applications/<int:application_id>/", views.application_detail, name="application"),
     path(module, views.module_detail, name="module"),
     path(module + "versions/<int:number>/download", views.module_download, name="module-download"),
