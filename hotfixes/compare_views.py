@@ -9,13 +9,14 @@ from hotfixes.comparing import compare_application, file_diff, load_inline_diffs
 from lifecycle import access
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
 from lifecycle.models import AccessLevel, Application, Environment, Module
+from lifecycle.request_values import parse_id
 
 
 def _id(data, name) -> int:
-    value = data.get(name, "")
-    if not value.isdigit():
+    value = parse_id(data.get(name, ""))
+    if value is None:
         raise Http404(f"Choose the {name} to compare.")
-    return int(value)
+    return value
 
 
 def _comparison_for(request):

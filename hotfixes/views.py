@@ -17,13 +17,16 @@ from hotfixes.timeline import timeline
 from lifecycle import access
 from lifecycle.htmx import HtmxHttpRequest
 from lifecycle.models import AccessLevel, Application, Environment
+from lifecycle.request_values import parse_id
+
+MAX_TEXT = 2000  # Comments and notes, as everywhere in the console.
 
 
 def _merge_sides(user, data):
     """The application, source and target of a merge, or 404/403."""
-    application = get_object_or_404(Application, pk=data.get("application") or 0)
-    source = get_object_or_404(Environment, pk=data.get("source") or 0)
-    target = get_object_or_404(Environment, pk=data.get("target") or 0)
+    application = get_object_or_404(Application, pk=parse_id(data.get("application")) or 0)
+    source = get_object_or_404(Environment, pk=parse_id(data.get("source")) or 0)
+    target = get_object_or_404(Environment, pk=parse_id(data.get("target")) or 0)
     access.require(user, source, AccessLevel.VIEW)
     access.require(user, target, AccessLevel.VIEW)
     return application, source, target
@@ -64,13 +67,16 @@ def merge(request: HtmxHttpRequest):
     if request.method == "GET" or data.get("action") == "preview":
         return _render_merge(request, prepared, data if request.method == "POST" else None, preview=True)
     access.require(request.user, target, AccessLevel.PUBLISH)
+    if len(data.get("comment", "")) > MAX_TEXT:
+        error = f"A comment has at most {MAX_TEXT} characters; nothing was merged."
+        return _render_merge(request, prepared, data, error=error, status=422, preview=True)
     try:
         record = perform(
             prepared,
             read_selection(prepared, data),
             user=request.user,
             fingerprint=data.get("fingerprint", ""),
-            comment=data.get("comment", "")[:2000],
+            comment=data.get("comment", ""),
         )
     except StaleMerge as stale:
         return _render_merge(
@@ -172,13 +178,25 @@ def hotfix_detail(request: HtmxHttpRequest, hotfix_id: int):
 def mark_solved(request: HtmxHttpRequest, hotfix_id: int):
     hotfix = get_object_or_404(Hotfix.objects.select_related("application", "environment"), pk=hotfix_id)
     access.require(request.user, hotfix.environment, AccessLevel.FULL)
+    note = request.POST.get("note", "")
+    if len(note) > MAX_TEXT:
+        lacking = [
+            s for s in statuses([hotfix], list(Environment.objects.all()))[hotfix.pk] if s.state != "all"
+        ]
+        context = {
+            "hotfix": hotfix,
+            "application": hotfix.application,
+            "lacking": lacking,
+            "error": f"A note has at most {MAX_TEXT} characters; the hotfix was not marked solved.",
+        }
+        return render(request, "hotfixes/confirm_solved.html", context, status=422)
     try:
         solve(
             hotfix.pk,
             list(Environment.objects.all()),
             user=request.user,
             confirm_incomplete=request.POST.get("confirm") == "yes",
-            note=request.POST.get("note", "")[:2000],
+            note=note,
         )
     except NeedsConfirmation as missing:
         context = {"hotfix": hotfix, "application": hotfix.application, "lacking": missing.lacking}

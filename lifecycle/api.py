@@ -26,6 +26,7 @@ from lifecycle.archives import ArchiveRejected, human_bytes, read_archive, write
 from lifecycle.models import AccessLevel, Application, CurrentVersion, Environment, Module, ModuleVersion
 from lifecycle.pipeline import build_rows
 from lifecycle.publishing import StaleEdit, content_limits, publish
+from lifecycle.request_values import parse_id
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +153,11 @@ def _base_version(request, module: Module, environment: Environment) -> ModuleVe
     raw = request.GET.get("base_version")
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(400, "invalid_base_version", f"base_version must be a version number, not {raw!r}.")
-    number = int(raw)
+    number = parse_id(raw)
+    if number is None:
+        raise ApiError(
+            400, "invalid_base_version", f"base_version must be a version number, not {raw[:40]!r}."
+        )
     current = (
         CurrentVersion.objects.filter(module=module, environment=environment)
         .select_related("version")

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import QueryDict
+from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,7 +25,10 @@ from lifecycle.models import (
     PlanItem,
 )
 from lifecycle.pipeline import build_rows
+from lifecycle.request_values import parse_id
 from lifecycle.rollback import RollbackError, rollback, rollback_validation
+
+MAX_TEXT = 2000  # Notes and comments, as in the publish form.
 
 
 def _environments(user, data):
@@ -33,27 +36,38 @@ def _environments(user, data):
     visible = access.visible_environments(user)
     if len(visible) < 2:
         raise PermissionDenied("Deploying needs access to at least two environments.")
-    by_id = {str(environment.pk): environment for environment in visible}
-    source = by_id.get(data.get("source", ""), visible[0])
+    source = _chosen(visible, data.get("source"), visible[0])
     default_target = visible[min(visible.index(source) + 1, len(visible) - 1)]
-    target = by_id.get(data.get("target", ""), default_target)
+    target = _chosen(visible, data.get("target"), default_target)
     return visible, source, target
+
+
+def _chosen(visible, value, default):
+    """The environment a request names: the default if none, 404 if it is not one the user sees."""
+    pk = parse_id(value)
+    if pk is None:
+        return default
+    for environment in visible:
+        if environment.pk == pk:
+            return environment
+    raise Http404("No such environment.")
 
 
 def _selected_applications(data, source, target):
     if data.get("all") == "differences":
         rows = build_rows(Application.objects.all(), [source, target])
         return [row.application for row in rows if row.gaps and row.gaps[0].differs or row.cells[0].has_plus]
-    ids = [value for value in data.getlist("application") if value.isdigit()]
+    ids = [pk for pk in map(parse_id, data.getlist("application")) if pk is not None]
     return list(Application.objects.filter(pk__in=ids))
 
 
 def _numbers(data):
-    return {
-        int(key.removeprefix("number-")): value.strip()[:32]
-        for key, value in data.items()
-        if key.startswith("number-") and key.removeprefix("number-").isdigit() and value.strip()
-    }
+    numbers = {}
+    for key, value in data.items():
+        pk = parse_id(key.removeprefix("number-")) if key.startswith("number-") else None
+        if pk is not None and value.strip():
+            numbers[pk] = value.strip()[:32]
+    return numbers
 
 
 def _render_plan(request, data, *, error=None, status=200, plan=None):
@@ -91,7 +105,16 @@ def deploy_run(request: HtmxHttpRequest):
     data = request.POST
     _, source, target = _environments(request.user, data)
     applications = _selected_applications(data, source, target)
-    plan = DeploymentPlan.objects.filter(pk=data.get("plan") or 0).first()
+    plan_id = parse_id(data.get("plan"))
+    plan = DeploymentPlan.objects.filter(pk=plan_id).first() if plan_id else None
+    if len(data.get("notes", "")) > MAX_TEXT:
+        return _render_plan(
+            request,
+            data,
+            error=f"Notes are limited to {MAX_TEXT} characters; nothing was deployed.",
+            status=422,
+            plan=plan,
+        )
     try:
         if not applications:
             raise DeploymentRefused("Choose at least one application to deploy.")
@@ -103,7 +126,7 @@ def deploy_run(request: HtmxHttpRequest):
             fingerprint=data.get("fingerprint", ""),
             numbers=_numbers(data),
             deploy_anyway=data.get("deploy_anyway") == "on",
-            notes=data.get("notes", "")[:2000],
+            notes=data.get("notes", ""),
             plan=plan,
         )
     except DeploymentRefused as refusal:
@@ -122,7 +145,14 @@ def plan_save(request: HtmxHttpRequest):
     _, source, target = _environments(request.user, data)
     access.require(request.user, target, AccessLevel.DEPLOY)
     applications = _selected_applications(data, source, target)
-    name = data.get("name", "").strip()[:100]
+    name = data.get("name", "").strip()
+    if len(name) > 100 or len(data.get("notes", "")) > MAX_TEXT:
+        return _render_plan(
+            request,
+            data,
+            error=f"A plan name has at most 100 characters and notes at most {MAX_TEXT}; nothing was saved.",
+            status=422,
+        )
     if not name or not applications:
         return _render_plan(
             request, data, error="Give the plan a name and at least one application.", status=422
@@ -133,7 +163,7 @@ def plan_save(request: HtmxHttpRequest):
             name=name,
             source=source,
             target=target,
-            notes=data.get("notes", "")[:2000],
+            notes=data.get("notes", ""),
             created_by=request.user,
         )
         PlanItem.objects.bulk_create(
@@ -189,8 +219,7 @@ def rollback_view(request: HtmxHttpRequest, application_id: int, tag_id: int):
     if not visible:
         raise PermissionDenied("You have no access to any environment.")
     data = request.POST if request.method == "POST" else request.GET
-    by_id = {str(environment.pk): environment for environment in visible}
-    environment = by_id.get(data.get("environment", ""), visible[-1])
+    environment = _chosen(visible, data.get("environment"), visible[-1])
     error, status = None, 200
     if request.method == "POST":
         access.require(request.user, environment, AccessLevel.DEPLOY)

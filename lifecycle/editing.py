@@ -86,8 +86,16 @@ def _clean_path(path: str) -> str:
 
 
 def _taken(draft: Draft, path: str, ignoring: str | None = None) -> bool:
+    """Whether `path` clashes with a file of the draft: the same name ignoring case, or one of the two
+    used as the other's folder (`main.py` and `main.py/inner.py` cannot both be checked out)."""
     folded = path.casefold()
-    return any(existing.casefold() == folded for existing in draft.manifest if existing != ignoring)
+    for existing in draft.manifest:
+        if existing == ignoring:
+            continue
+        other = existing.casefold()
+        if other == folded or other.startswith(folded + "/") or folded.startswith(other + "/"):
+            return True
+    return False
 
 
 def save_file(draft: Draft, path: str, data: bytes) -> None:
@@ -101,7 +109,10 @@ def save_file(draft: Draft, path: str, data: bytes) -> None:
 def add_file(draft: Draft, path: str, data: bytes) -> str:
     path = _clean_path(path)
     if _taken(draft, path):
-        raise DraftError(f"{path} already exists in this module (names are compared ignoring case).")
+        raise DraftError(
+            f"{path} already exists in this module, or a file is in the way of its folder "
+            "(names are compared ignoring case)."
+        )
     _check_size(path, data)
     if len(draft.manifest) >= content_limits().max_files:
         raise DraftError(f"A module may hold at most {content_limits().max_files} files.")
@@ -117,7 +128,10 @@ def rename_file(draft: Draft, path: str, new_path: str) -> str:
     if new_path == path:
         return path
     if _taken(draft, new_path, ignoring=path):
-        raise DraftError(f"{new_path} already exists in this module (names are compared ignoring case).")
+        raise DraftError(
+            f"{new_path} already exists in this module, or a file is in the way of its folder "
+            "(names are compared ignoring case)."
+        )
     draft.manifest[new_path] = draft.manifest.pop(path)
     draft.save(update_fields=["manifest", "updated_at"])
     return new_path
