@@ -1,7 +1,5 @@
 """Tag & Deploy in the browser: the plan dialog, saved plans, rollback and version diffs."""
 
-import difflib
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -12,6 +10,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from hotfixes.engine.linediff import diff_lines
+from hotfixes.engine.treediff import diff_trees
 from lifecycle import access
 from lifecycle.deployments import DeploymentRefused, launch, start_deployment, validate
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
@@ -19,6 +19,7 @@ from lifecycle.models import (
     AccessLevel,
     Application,
     ApplicationTag,
+    Blob,
     DeploymentPlan,
     EnvironmentTag,
     Module,
@@ -265,24 +266,21 @@ def version_diff(request: HtmxHttpRequest, module_id: int, old: int, new: int):
         raise PermissionDenied("You have no access to any environment.")
     before = get_object_or_404(module.versions, number=old)
     after = get_object_or_404(module.versions, number=new)
-    left = {f.path: f.blob for f in before.files.select_related("blob")}
-    right = {f.path: f.blob for f in after.files.select_related("blob")}
-    files = []
-    for path in sorted(left.keys() | right.keys()):
-        a, b = left.get(path), right.get(path)
-        if a is not None and b is not None and a.hash == b.hash:
-            continue  # Same content hash: nothing to compare.
-        status = "added" if a is None else "deleted" if b is None else "changed"
-        lines = []
-        if not any(blob is not None and blob.is_binary for blob in (a, b)):
-            text_a = bytes(a.data).decode("utf-8").splitlines() if a else []
-            text_b = bytes(b.data).decode("utf-8").splitlines() if b else []
-            lines = list(
-                difflib.unified_diff(text_a, text_b, f"v{old}/{path}", f"v{new}/{path}", lineterm="")
-            )[2:]
-        files.append(
-            {"path": path, "status": status, "lines": lines, "binary": not lines and status == "changed"}
-        )
+    # The engine's diffs: equal content hashes are skipped, only changed files' content is read.
+    changes = diff_trees(before.manifest(), after.manifest())
+    wanted = {digest for change in changes for digest in (change.old_hash, change.new_hash) if digest}
+    content = {
+        digest: bytes(data)
+        for digest, data in Blob.objects.filter(hash__in=wanted).values_list("hash", "data")
+    }
+    files = [
+        {
+            "path": change.path,
+            "status": change.status,
+            "diff": diff_lines(content.get(change.old_hash), content.get(change.new_hash)),
+        }
+        for change in changes
+    ]
     context = {
         "module": module,
         "application": module.application,

@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from hotfixes.models import HotfixChange
+from hotfixes.propagation import effective_links
 from lifecycle import access, audit
 from lifecycle.history_graph import ancestors
 from lifecycle.models import (
@@ -49,7 +50,7 @@ from lifecycle.models import (
     TagMember,
 )
 from lifecycle.pipeline import build_rows
-from lifecycle.tagging import TagError, parse_new_number, tag_environment, taken_numbers
+from lifecycle.tagging import TagError, tag_environment
 from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber, suggest_next
 
 logger = logging.getLogger(__name__)
@@ -153,15 +154,6 @@ def fingerprint_of(rows, blocked: set[int]) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-def _version_links(module_ids) -> dict[int, tuple[int | None, int | None]]:
-    return {
-        pk: (parent, merged_from)
-        for pk, parent, merged_from in ModuleVersion.objects.filter(module_id__in=module_ids).values_list(
-            "pk", "parent_id", "merged_from_id"
-        )
-    }
-
-
 def _declared_dependencies(version_ids) -> dict[int, list[str]]:
     """version id -> names of the modules it declares it uses (in stageboard.json)."""
     declared = {}
@@ -202,7 +194,8 @@ def validate(source, target, applications, numbers: dict[int, str] | None = None
             "pk", "name", "application_id"
         )
     }
-    links = _version_links(modules)
+    # One definition of the history graph: a partial merge does not contain its source.
+    links = effective_links(modules)
     numbers_by_version = dict(ModuleVersion.objects.filter(module_id__in=modules).values_list("pk", "number"))
     hotfixed = set(
         HotfixChange.objects.filter(
@@ -222,6 +215,7 @@ def validate(source, target, applications, numbers: dict[int, str] | None = None
         CurrentVersion.objects.filter(environment=target).values_list("module__name", flat=True)
     )
 
+    hotfix_numbers = not source.is_first()
     items = []
     for row in rows:
         application = row.application
@@ -230,7 +224,7 @@ def validate(source, target, applications, numbers: dict[int, str] | None = None
         name = application.name
         current = VersionNumber.parse(source_cell.tag_number) if source_cell.tag_number else None
         taken = taken_by_application[application.pk]
-        suggested = str(suggest_next(current, taken, hotfix=not source.is_first()))
+        suggested = str(suggest_next(current, taken, hotfix=hotfix_numbers))
         needs_tag = source_cell.has_plus
         number = source_cell.tag_number or ""
         if needs_tag:
@@ -650,19 +644,3 @@ def deploy_tag(tag, environment, *, user=None, comment: str = "", deployment=Non
             environment=environment, application=tag.application, defaults={"tag": tag, "changed_at": now}
         )
     return len(changes)
-
-
-__all__ = [
-    "DeploymentRefused",
-    "Finding",
-    "ItemPlan",
-    "Validation",
-    "check_can_deploy",
-    "deploy_tag",
-    "launch",
-    "parse_new_number",
-    "run_deployment",
-    "start_deployment",
-    "taken_numbers",
-    "validate",
-]

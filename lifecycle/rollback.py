@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hotfixes.models import HotfixChange
+from hotfixes.propagation import effective_links
 from lifecycle import access
 from lifecycle.deployments import DeploymentRefused, Finding, claim_target, lock_rows, log_start, record_start
 from lifecycle.history_graph import ancestors
@@ -30,6 +31,7 @@ from lifecycle.models import (
     ModuleVersion,
     TagMember,
 )
+from lifecycle.tagging import taken_numbers
 from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber, suggest_next
 
 
@@ -61,7 +63,7 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
     )
     members = dict(TagMember.objects.filter(tag=tag).values_list("module_id", "version_id"))
     current = EnvironmentTag.objects.filter(environment=environment, application=application).first()
-    taken = {VersionNumber(*parts) for parts in application.tags.values_list("major", "minor", "patch")}
+    taken = taken_numbers(application)
     base = current.tag.version_number if current else tag.version_number
     suggested = str(suggest_next(base, taken, hotfix=not environment.is_first()))
     number = (number_text or suggested).strip()
@@ -87,12 +89,7 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
                 "nothing_to_deploy", "error", f"{environment.name} already runs {tag.number}'s modules.", name
             )
         )
-    links = {
-        pk: (parent, merged)
-        for pk, parent, merged in ModuleVersion.objects.filter(module__application=application).values_list(
-            "pk", "parent_id", "merged_from_id"
-        )
-    }
+    links = effective_links(list(members.keys() | running.keys()))
     numbers = dict(ModuleVersion.objects.filter(module__application=application).values_list("pk", "number"))
     hotfixed = set(
         HotfixChange.objects.filter(
