@@ -34,3 +34,12 @@ def release_manager(environments):
 def outsider(environments):
     """Logged in, but in no group with access to any environment."""
     return make_user("outsider")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hasher():
+    """The suite makes hundreds of users; hashing their passwords properly took most of its setup."""
+    from django.test.utils import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield

@@ -1,6 +1,6 @@
 """Security tests: who may do what, CSRF, hostile input and escaping.
 
-Shared here: a fast password hasher (the personas are made for every case), a snapshot of
+Shared here: a snapshot of
 everything a change could write, the world each case starts from, and the table of every
 changing action of the console (browser, htmx, JSON API and command line), which
 `test_access_matrix` runs for every persona and environment and `test_csrf` runs with CSRF
@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
@@ -60,12 +59,6 @@ LEVELS = {
     "outsider": (0, 0, 0, 0),
 }
 PERSONAS = tuple(LEVELS)
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    """The personas get passwords; hashing them properly costs half a second each."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 # ---------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from tests.security import (
     Ctx,
     build_world,
     differences,
-    fast_passwords,  # noqa: F401  (autouse fixture)
     send,
     snapshot,
 )

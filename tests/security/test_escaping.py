@@ -19,7 +19,7 @@ from lifecycle.models import AccessLevel, Application, DeploymentPlan, Environme
 from lifecycle.publishing import publish
 from lifecycle.tagging import tag_environment
 from tests.factories import make_user
-from tests.security import fast_passwords, upload  # noqa: F401  (autouse fixture)
+from tests.security import upload
 from tests.zips import make_zip
 
 pytestmark = pytest.mark.django_db

@@ -37,7 +37,6 @@ from tests.security import (
     build_world,
     change,
     differences,
-    fast_passwords,  # noqa: F401  (autouse fixture)
     run_command,
     send,
     snapshot,
