@@ -42,8 +42,9 @@ class EnvironmentQuerySet(models.QuerySet):
 
 class Environment(models.Model):
     name = models.CharField(max_length=60, unique=True)
+    # Unique: two environments at one position would make "the next environment" ambiguous.
     position = models.PositiveIntegerField(
-        default=0, help_text="Order in the pipeline; the lowest is the development environment."
+        unique=True, help_text="Order in the pipeline; the lowest is the development environment."
     )
     is_production = models.BooleanField("Production", default=False)
 
@@ -314,6 +315,10 @@ class Draft(models.Model):
         help_text="The version the edit started from.",
     )
     manifest = models.JSONField(default=dict, help_text="path -> content hash")
+    revision = models.PositiveIntegerField(
+        default=0,
+        help_text="Counts the draft's changes; a save or publish made from an older revision is stale.",
+    )
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
