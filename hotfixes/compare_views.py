@@ -1,14 +1,17 @@
-"""Compare an application between two environments: the page (or dialog) and one file's diff on demand."""
+"""Compare an application between two environments (page or dialog), one file's diff, two versions' diff."""
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from hotfixes.comparing import compare_application, file_diff, load_inline_diffs
+from hotfixes.engine.linediff import diff_lines
+from hotfixes.engine.treediff import diff_trees
 from lifecycle import access
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
-from lifecycle.models import AccessLevel, Application, Environment, Module
+from lifecycle.models import AccessLevel, Application, Blob, Environment, Module
 from lifecycle.request_values import parse_id
 
 
@@ -74,3 +77,39 @@ def compare_file(request: HtmxHttpRequest):
         "file": changed,
     }
     return render(request, page_or_partial(request, "hotfixes/compare_file.html", "file-diff"), context)
+
+
+# A plain two-version diff, linked from the "would undo changes" finding.
+
+
+@login_required
+@require_GET
+def version_diff(request: HtmxHttpRequest, module_id: int, old: int, new: int):
+    module = get_object_or_404(Module.objects.select_related("application"), pk=module_id)
+    if not access.visible_environments(request.user):
+        raise PermissionDenied("You have no access to any environment.")
+    before = get_object_or_404(module.versions, number=old)
+    after = get_object_or_404(module.versions, number=new)
+    # The engine's diffs: equal content hashes are skipped, only changed files' content is read.
+    changes = diff_trees(before.manifest(), after.manifest())
+    wanted = {digest for change in changes for digest in (change.old_hash, change.new_hash) if digest}
+    content = {
+        digest: bytes(data)
+        for digest, data in Blob.objects.filter(hash__in=wanted).values_list("hash", "data")
+    }
+    files = [
+        {
+            "path": change.path,
+            "status": change.status,
+            "diff": diff_lines(content.get(change.old_hash), content.get(change.new_hash)),
+        }
+        for change in changes
+    ]
+    context = {
+        "module": module,
+        "application": module.application,
+        "old": before,
+        "new": after,
+        "files": files,
+    }
+    return render(request, "lifecycle/diff.html", context)

@@ -19,7 +19,7 @@ from typing import Literal
 
 from hotfixes.engine.linediff import FileDiff, Hunk, diff_lines
 from hotfixes.engine.treediff import FileChange, diff_trees
-from hotfixes.propagation import effective_links
+from lifecycle.history import effective_links
 from lifecycle.history_graph import merge_base
 from lifecycle.models import Blob, CurrentVersion, ModuleFile, ModuleVersion
 

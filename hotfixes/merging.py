@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from hotfixes.engine.treemerge import MergedTree, Selection, TreeMerge, apply, merge_trees
 from hotfixes.models import Hotfix, Merge, MergeItem
-from hotfixes.propagation import effective_links
 from lifecycle import access, audit
+from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors, merge_base
 from lifecycle.models import AccessLevel, AuditEvent, Blob, CurrentVersion, Module, ModuleFile, ModuleVersion
 from lifecycle.publishing import StaleEdit, publish

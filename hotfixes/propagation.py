@@ -17,8 +17,9 @@ from django.utils import timezone
 
 from hotfixes.models import Hotfix, HotfixChange
 from lifecycle import audit
+from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors
-from lifecycle.models import AuditEvent, CurrentVersion, ModuleVersion
+from lifecycle.models import AuditEvent, CurrentVersion
 
 
 class SolveError(ValueError):
@@ -32,16 +33,6 @@ class NeedsConfirmation(SolveError):
         super().__init__(
             f"{names} do{'es' if len(lacking) == 1 else ''} not contain every change of this hotfix yet."
         )
-
-
-def effective_links(module_ids) -> dict[int, tuple[int | None, int | None]]:
-    """The history graph of these modules; a partial merge links only to its parent."""
-    return {
-        pk: (parent, merged_from if merged_all else None)
-        for pk, parent, merged_from, merged_all in ModuleVersion.objects.filter(
-            module_id__in=module_ids
-        ).values_list("pk", "parent_id", "merged_from_id", "merged_all")
-    }
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from hotfixes.propagation import effective_links
+from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors
 from lifecycle.models import ModuleChange
 

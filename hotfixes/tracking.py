@@ -7,6 +7,12 @@ from lifecycle import audit
 from lifecycle.models import AuditEvent
 
 
+def on_version_published(sender, *, module, environment, version, previous, user, merged_from, **kwargs):
+    """A publish outside the first environment opens or extends a hotfix; a merge propagates one instead."""
+    if merged_from is None and not environment.is_first():
+        record_hotfix_change(module, environment, version, replaced=previous, user=user)
+
+
 def record_hotfix_change(module, environment, version, *, replaced, user) -> Hotfix:
     """Add `version` to the open hotfix of the module's application in `environment`, opening one if needed.
 

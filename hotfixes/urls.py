@@ -11,4 +11,5 @@ urlpatterns = [
     path("merge/", views.merge, name="merge"),
     path("compare/", compare_views.compare, name="compare"),
     path("compare/file", compare_views.compare_file, name="compare-file"),
+    path("modules/<int:module_id>/diff/<int:old>/<int:new>", compare_views.version_diff, name="diff"),
 ]

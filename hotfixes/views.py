@@ -4,13 +4,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from hotfixes.engine.linediff import diff_lines
 from hotfixes.merging import MergeError, StaleMerge, evaluate, perform, prepare, read_selection
-from hotfixes.models import Hotfix
+from hotfixes.models import Hotfix, HotfixChange
 from hotfixes.propagation import NeedsConfirmation, SolveError, statuses
 from hotfixes.propagation import mark_solved as solve
 from hotfixes.timeline import timeline
@@ -20,6 +21,23 @@ from lifecycle.models import AccessLevel, Application, Environment
 from lifecycle.request_values import parse_id
 
 MAX_TEXT = 2000  # Comments and notes, as everywhere in the console.
+
+
+def application_section(request, application, environments) -> dict:
+    """The application page's open hotfixes, with where each has reached (see lifecycle.hooks)."""
+    open_hotfixes = list(
+        Hotfix.objects.open()
+        .filter(application=application, environment__in=environments)
+        .select_related("environment", "opened_by")
+        .prefetch_related(
+            Prefetch("changes", queryset=HotfixChange.objects.select_related("module", "version"))
+        )
+    )
+    propagation = statuses(open_hotfixes, environments)
+    for hotfix in open_hotfixes:
+        hotfix.propagation = propagation[hotfix.pk]
+        hotfix.can_solve = access.can(request.user, hotfix.environment, AccessLevel.FULL)
+    return {"template": "hotfixes/_application_hotfixes.html", "open_hotfixes": open_hotfixes}
 
 
 def _merge_sides(user, data):

@@ -20,8 +20,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
-from hotfixes.models import Hotfix
-from lifecycle import access, tokens
+from lifecycle import access, hooks, tokens
 from lifecycle.archives import ArchiveRejected, human_bytes, read_archive, write_archive
 from lifecycle.models import AccessLevel, Application, CurrentVersion, Environment, Module, ModuleVersion
 from lifecycle.pipeline import build_rows
@@ -232,9 +231,9 @@ def publish_version(request, module_name: str, environment_name: str):
     version = result.version
     hotfix = None
     if result.created and not environment.is_first():
-        opened = Hotfix.objects.open().filter(application=module.application, environment=environment).first()
-        if opened is not None:
-            hotfix = {"id": opened.pk, "environment": environment.name}
+        opened = hooks.hotfix_state().open_hotfixes([module.application_id], [environment.pk])
+        if opened:
+            hotfix = {"id": opened[module.application_id, environment.pk], "environment": environment.name}
     if result.created:
         message = f"Published {module.name} v{version.number} to {environment.name}."
     else:

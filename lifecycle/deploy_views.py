@@ -10,8 +10,6 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from hotfixes.engine.linediff import diff_lines
-from hotfixes.engine.treediff import diff_trees
 from lifecycle import access
 from lifecycle.deployments import DeploymentRefused, launch, start_deployment, validate
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
@@ -19,10 +17,8 @@ from lifecycle.models import (
     AccessLevel,
     Application,
     ApplicationTag,
-    Blob,
     DeploymentPlan,
     EnvironmentTag,
-    Module,
     PlanItem,
 )
 from lifecycle.pipeline import build_rows
@@ -253,39 +249,3 @@ def rollback_view(request: HtmxHttpRequest, application_id: int, tag_id: int):
         "can_confirm": access.can(request.user, environment, AccessLevel.FULL),
     }
     return render(request, "lifecycle/rollback.html", context, status=status)
-
-
-# A plain two-version diff, linked from the "would undo changes" finding.
-
-
-@login_required
-@require_GET
-def version_diff(request: HtmxHttpRequest, module_id: int, old: int, new: int):
-    module = get_object_or_404(Module.objects.select_related("application"), pk=module_id)
-    if not access.visible_environments(request.user):
-        raise PermissionDenied("You have no access to any environment.")
-    before = get_object_or_404(module.versions, number=old)
-    after = get_object_or_404(module.versions, number=new)
-    # The engine's diffs: equal content hashes are skipped, only changed files' content is read.
-    changes = diff_trees(before.manifest(), after.manifest())
-    wanted = {digest for change in changes for digest in (change.old_hash, change.new_hash) if digest}
-    content = {
-        digest: bytes(data)
-        for digest, data in Blob.objects.filter(hash__in=wanted).values_list("hash", "data")
-    }
-    files = [
-        {
-            "path": change.path,
-            "status": change.status,
-            "diff": diff_lines(content.get(change.old_hash), content.get(change.new_hash)),
-        }
-        for change in changes
-    ]
-    context = {
-        "module": module,
-        "application": module.application,
-        "old": before,
-        "new": after,
-        "files": files,
-    }
-    return render(request, "lifecycle/diff.html", context)

@@ -27,9 +27,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from hotfixes.models import HotfixChange
-from hotfixes.propagation import effective_links
-from lifecycle import access, audit
+from lifecycle import access, audit, hooks
+from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors
 from lifecycle.models import (
     AccessLevel,
@@ -197,13 +196,9 @@ def validate(source, target, applications, numbers: dict[int, str] | None = None
     # One definition of the history graph: a partial merge does not contain its source.
     links = effective_links(modules)
     numbers_by_version = dict(ModuleVersion.objects.filter(module_id__in=modules).values_list("pk", "number"))
-    hotfixed = set(
-        HotfixChange.objects.filter(
-            hotfix__environment=target,
-            hotfix__solved_at__isnull=True,
-            hotfix__application_id__in=application_ids,
-        ).values_list("module_id", flat=True)
-    )
+    hotfixed = {
+        module_id for _, module_id in hooks.hotfix_state().hotfixed_modules(application_ids, [target.pk])
+    }
     blocks = dict(
         ApplicationBlock.objects.filter(
             environment=target, application_id__in=application_ids, unblocked_at__isnull=True

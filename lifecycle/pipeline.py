@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from hotfixes.models import Hotfix, HotfixChange
+from lifecycle import hooks
 from lifecycle.models import CurrentVersion, EnvironmentTag, TagMember
 
 
@@ -110,11 +110,7 @@ def build_rows(applications, environments) -> list[Row]:
         tag_id__in={tag_id for tag_id, _ in tags.values()}
     ).values_list("tag_id", "module_id", "version_id"):
         members[tag_id][module_id] = version_id
-    hotfixed = set(
-        Hotfix.objects.open()
-        .filter(application_id__in=application_ids, environment_id__in=environment_ids)
-        .values_list("application_id", "environment_id")
-    )
+    hotfixed = hooks.hotfix_state().open_hotfixes(application_ids, environment_ids)
 
     rows = []
     for application in applications:
@@ -133,14 +129,3 @@ def build_rows(applications, environments) -> list[Row]:
         gaps = [Gap(cells[i], cells[i + 1]) for i in range(len(cells) - 1)]
         rows.append(Row(application=application, cells=cells, gaps=gaps))
     return rows
-
-
-def hotfixed_modules(application, environments) -> set[tuple[int, int]]:
-    """(environment id, module id) pairs whose module carries an open hotfix's change."""
-    return set(
-        HotfixChange.objects.filter(
-            hotfix__application=application,
-            hotfix__solved_at__isnull=True,
-            hotfix__environment__in=environments,
-        ).values_list("hotfix__environment_id", "module_id")
-    )

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from lifecycle import access, audit
+from lifecycle import access, audit, hooks
 from lifecycle.archives import Limits, check_files
 from lifecycle.models import (
     AccessLevel,
@@ -163,8 +163,6 @@ def publish(
     without one it is the system acting (the demo loader). Bad paths or content
     over the limits raise ArchiveRejected before anything is written.
     """
-    from hotfixes.tracking import record_hotfix_change
-
     if user is not None:
         access.require(user, environment, AccessLevel.PUBLISH)
     files = check_files(files, content_limits())
@@ -213,7 +211,14 @@ def publish(
                 before={"module": module.name, "version": previous.number if previous else None},
                 after={"module": module.name, "version": version.number, "tree_hash": version.tree_hash},
             )
-        # Merging propagates changes backward; it never opens a hotfix of its own.
-        if merged_from is None and not environment.is_first():
-            record_hotfix_change(module, environment, version, replaced=previous, user=user)
+        # Inside the transaction: the hotfixes app opens or extends a hotfix, or nothing is published.
+        hooks.version_published.send(
+            sender=ModuleVersion,
+            module=module,
+            environment=environment,
+            version=version,
+            previous=previous,
+            user=user,
+            merged_from=merged_from,
+        )
         return PublishResult(version=version, created=True, previous=previous)

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from hotfixes.models import HotfixChange
-from hotfixes.propagation import effective_links
-from lifecycle import access
+from lifecycle import access, hooks
 from lifecycle.deployments import DeploymentRefused, Finding, claim_target, lock_rows, log_start, record_start
+from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors
 from lifecycle.models import (
     AccessLevel,
@@ -91,11 +90,10 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
         )
     links = effective_links(list(members.keys() | running.keys()))
     numbers = dict(ModuleVersion.objects.filter(module__application=application).values_list("pk", "number"))
-    hotfixed = set(
-        HotfixChange.objects.filter(
-            hotfix__environment=environment, hotfix__application=application, hotfix__solved_at__isnull=True
-        ).values_list("module_id", flat=True)
-    )
+    hotfixed = {
+        module_id
+        for _, module_id in hooks.hotfix_state().hotfixed_modules([application.pk], [environment.pk])
+    }
     undone = [
         {
             "module_id": module_id,

@@ -21,7 +21,6 @@ urlpatterns = [
     path(module + "edit/delete", views.editor_delete, name="editor-delete"),
     path(module + "edit/discard", views.editor_discard, name="editor-discard"),
     path(module + "edit/publish", views.editor_publish, name="editor-publish"),
-    path("modules/<int:module_id>/diff/<int:old>/<int:new>", deploy_views.version_diff, name="diff"),
     path("deploy/", deploy_views.deploy, name="deploy"),
     path("deploy/run", deploy_views.deploy_run, name="deploy-run"),
     path("deploy/plans/save", deploy_views.plan_save, name="plan-save"),

@@ -4,15 +4,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from hotfixes.models import Hotfix, HotfixChange
-from hotfixes.propagation import statuses as hotfix_statuses
-from lifecycle import access
+from lifecycle import access, hooks
 from lifecycle.archives import ArchiveRejected, human_bytes, read_archive, write_archive
 from lifecycle.editing import (
     DraftError,
@@ -41,7 +38,7 @@ from lifecycle.models import (
     ModuleFile,
     ModuleVersion,
 )
-from lifecycle.pipeline import build_rows, hotfixed_modules
+from lifecycle.pipeline import build_rows
 from lifecycle.publishing import StaleEdit, content_limits, publish
 
 GRID_FILTERS = {"": "All", "differences": "With differences", "hotfixes": "With open hotfixes"}
@@ -93,7 +90,7 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
     modules = list(application.modules.all())
     version_ids = {version_id for cell in row.cells for version_id in cell.modules.values()}
     numbers = dict(ModuleVersion.objects.filter(pk__in=version_ids).values_list("pk", "number"))
-    red = hotfixed_modules(application, environments)
+    red = hooks.hotfix_state().hotfixed_modules([application.pk], [e.pk for e in environments])
     module_rows = []
     for module in modules:
         entries = []
@@ -109,18 +106,6 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
                 }
             )
         module_rows.append({"module": module, "entries": entries})
-    open_hotfixes = list(
-        Hotfix.objects.open()
-        .filter(application=application, environment__in=environments)
-        .select_related("environment", "opened_by")
-        .prefetch_related(
-            Prefetch("changes", queryset=HotfixChange.objects.select_related("module", "version"))
-        )
-    )
-    propagation = hotfix_statuses(open_hotfixes, environments)
-    for hotfix in open_hotfixes:
-        hotfix.propagation = propagation[hotfix.pk]
-        hotfix.can_solve = access.can(request.user, hotfix.environment, AccessLevel.FULL)
     context = {
         "application": application,
         "environments": environments,
@@ -132,7 +117,7 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
         "changes": ModuleChange.objects.filter(
             module__application=application, environment__in=environments
         ).select_related("module", "environment", "version", "previous_version", "user")[:25],
-        "open_hotfixes": open_hotfixes,
+        "sections": hooks.application_sections(request, application, environments),
     }
     context.update(application_history_context(application, environments, request.user))
     return render(request, "lifecycle/application.html", context)

@@ -231,6 +231,6 @@ def test_it_shows_a_version_diff_escaped(client, viewer, environments):
     _, (core,), _ = released_application("Shop", environments)
     publish_files(core, environments[0], {"main.py": "<script>x()</script>\n"})
     client.force_login(viewer)
-    html = client.get(reverse("lifecycle:diff", args=[core.pk, 1, 2])).content.decode()
+    html = client.get(reverse("hotfixes:diff", args=[core.pk, 1, 2])).content.decode()
     assert "&lt;script&gt;x()&lt;/script&gt;" in html and "<script>x()" not in html
     assert 'class="diff-add"' in html and 'class="diff-del"' in html

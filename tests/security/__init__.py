@@ -699,7 +699,7 @@ ACTIONS = [
         "browser",
         (None,),
         sees_any,
-        lambda c: Req("get", reverse("lifecycle:diff", args=[c.module.pk, 1, 2])),
+        lambda c: Req("get", reverse("hotfixes:diff", args=[c.module.pk, 1, 2])),
         setup=lambda c: change(c.module, c.at(DEV)),
         post=False,
     ),

@@ -88,7 +88,7 @@ URL_ACTIONS = {
     "lifecycle:editor-delete": ["editor-delete"],
     "lifecycle:editor-discard": ["editor-discard"],
     "lifecycle:editor-publish": ["editor-publish"],
-    "lifecycle:diff": ["diff-page"],
+    "hotfixes:diff": ["diff-page"],
     "lifecycle:deploy": ["deploy-page"],
     "lifecycle:deploy-run": ["deploy-run", "deploy-anyway"],
     "lifecycle:plan-save": ["plan-save"],
@@ -202,7 +202,7 @@ def _anonymous_urls(ctx):
             ("post", reverse(f"lifecycle:editor-{name}", args=module))
             for name in ("save", "add", "rename", "delete", "discard", "publish")
         ],
-        ("get", reverse("lifecycle:diff", args=[m, 1, 1])),
+        ("get", reverse("hotfixes:diff", args=[m, 1, 1])),
         ("get", reverse("lifecycle:deploy")),
         ("post", reverse("lifecycle:deploy-run")),
         ("post", reverse("lifecycle:plan-save")),

@@ -157,7 +157,7 @@ def _pages(w):
             False,
             ("path.py", "prod fix"),
         ),
-        ("diff", reverse("lifecycle:diff", args=[module, 1, 2]), False, ("module", "path.py", "hotfix")),
+        ("diff", reverse("hotfixes:diff", args=[module, 1, 2]), False, ("module", "path.py", "hotfix")),
         (
             "deploy dialog (blocked, undoes a hotfix)",
             f"{reverse('lifecycle:deploy')}?source={qa.pk}&target={prod.pk}&application={app}",

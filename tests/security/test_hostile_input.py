@@ -405,8 +405,8 @@ FORMS = [
         404,
         get(lambda c: reverse("lifecycle:module-download", args=[c.module.pk, c.env.pk, 99])),
     ),
-    case("diff: unknown versions", 404, get(lambda c: reverse("lifecycle:diff", args=[c.module.pk, 1, 99]))),
-    case("diff: an unknown module", 404, get(lambda c: reverse("lifecycle:diff", args=[MISSING, 1, 1]))),
+    case("diff: unknown versions", 404, get(lambda c: reverse("hotfixes:diff", args=[c.module.pk, 1, 99]))),
+    case("diff: an unknown module", 404, get(lambda c: reverse("hotfixes:diff", args=[MISSING, 1, 1]))),
     # Deploy
     case("deploy: no application", 409, _deploy(application=None), setup=_setup_dev_ahead),
     case(
@@ -940,8 +940,8 @@ def test_files_that_are_not_utf8_are_accepted_as_binary_and_shown_without_error(
         reverse("lifecycle:editor", args=[module, pre.pk]) + "?path=bad.txt",
         reverse("lifecycle:editor", args=[module, pre.pk]) + "?path=main.py",
         reverse("lifecycle:module-download", args=[module, pre.pk, 2]),
-        reverse("lifecycle:diff", args=[module, 1, 2]),
-        reverse("lifecycle:diff", args=[module, 2, 1]),
+        reverse("hotfixes:diff", args=[module, 1, 2]),
+        reverse("hotfixes:diff", args=[module, 2, 1]),
         reverse("lifecycle:application", args=[app]),
         f"{reverse('hotfixes:compare')}?application={app}&source={qa.pk}&target={pre.pk}",
         f"{reverse('hotfixes:compare-file')}?application={app}&source={qa.pk}&target={pre.pk}"
