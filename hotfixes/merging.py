@@ -10,8 +10,6 @@ parent is the target's version and whose merged-from is the source's.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -21,6 +19,7 @@ from django.utils import timezone
 from hotfixes.engine.treemerge import MergedTree, Selection, TreeMerge, apply, merge_trees
 from hotfixes.models import Hotfix, Merge, MergeItem
 from lifecycle import access, audit
+from lifecycle.fingerprints import fingerprint as fingerprint_of_state
 from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors, merge_base
 from lifecycle.models import AccessLevel, AuditEvent, Blob, CurrentVersion, Module, ModuleFile, ModuleVersion
@@ -78,10 +77,6 @@ class Outcome:
     @property
     def unresolved(self):
         return {module_id: tree.unresolved for module_id, tree in self.merged.items() if tree.unresolved}
-
-
-def _fingerprint(pairs) -> str:
-    return hashlib.sha256(json.dumps(sorted(pairs)).encode()).hexdigest()
 
 
 def prepare(application, source, target, module_ids=None) -> PreparedMerge:
@@ -144,12 +139,12 @@ def prepare(application, source, target, module_ids=None) -> PreparedMerge:
             read,
         )
         merges.append(ModuleMerge(module, bases.get(base), target_version, source_version, tree))
-    fingerprint = _fingerprint(
-        [
+    fingerprint = fingerprint_of_state(
+        sorted(
             [module_id, side, version.pk]
             for module_id, versions in sides.items()
             for side, version in versions.items()
-        ]
+        )
     )
     hotfix = Hotfix.objects.open().filter(application=application, environment=source).first()
     return PreparedMerge(application, source, target, merges, fingerprint, hotfix)

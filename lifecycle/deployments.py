@@ -16,7 +16,6 @@ A deployment goes through three steps:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -28,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from lifecycle import access, audit, hooks
+from lifecycle.fingerprints import fingerprint
 from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors
 from lifecycle.models import (
@@ -150,7 +150,7 @@ def fingerprint_of(rows, blocked: set[int]) -> str:
         ]
         for row in rows
     )
-    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+    return fingerprint(state)
 
 
 def _declared_dependencies(version_ids) -> dict[int, list[str]]:

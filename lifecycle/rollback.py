@@ -8,8 +8,6 @@ so needs "Deploy anyway" from a user with full access.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -17,6 +15,7 @@ from django.utils import timezone
 
 from lifecycle import access, hooks
 from lifecycle.deployments import DeploymentRefused, Finding, claim_target, lock_rows, log_start, record_start
+from lifecycle.fingerprints import fingerprint
 from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors
 from lifecycle.models import (
@@ -118,7 +117,7 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
             )
         )
     state = [sorted(running.items()), current.tag_id if current else None, bool(block), tag.pk]
-    plan.fingerprint = hashlib.sha256(json.dumps(state).encode()).hexdigest()
+    plan.fingerprint = fingerprint(state)
     return plan
 
 
