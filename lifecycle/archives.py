@@ -20,6 +20,8 @@ Every refusal is an `ArchiveRejected` whose `code` is one of:
                        stored/deflate (the two methods every zip tool writes by default)
     symlink            a symbolic link, in a zip or anywhere inside a folder
     zip_bomb           an entry that expands to over `max_compression_ratio` times its compressed size
+    invalid_dependencies  a stageboard.json at the module's root that is not a JSON object whose
+                       optional "uses" is a list of module names (see `parse_dependencies`)
     not_a_folder       read_folder was given something that is not a folder
     unreadable         read_folder could not read a file (permissions...)
 
@@ -30,6 +32,7 @@ write_archive: that no zip was written).
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import stat
@@ -85,10 +88,23 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Invisible characters that reorder how text displays (the "Trojan Source" trick): with them
 # 'evil\u202etxt.exe' shows as 'evilexe.txt', so a file could pass for another in a review.
 _DIRECTION_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Characters Windows forbids in a file name (control characters are refused above).
+_WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*]')
+# Names Windows keeps for devices, whatever their case and extension: 'aux.txt' or 'Con.py' cannot be
+# checked out there. COM and LPT take 0-9 and the superscripts ¹ ² ³, which Windows reads as digits.
+_RESERVED_NAMES = frozenset(
+    ["con", "prn", "aux", "nul", "conin$", "conout$"]
+    + [device + digit for device in ("com", "lpt") for digit in "0123456789\u00b9\u00b2\u00b3"]
+)
 
 
-def _path_problem(path: str) -> str | None:
-    """Why `path` (already NFC) cannot name a file in a module, as the end of "a path that ...", or None."""
+def _path_problem(path: str, *, portable: bool = True) -> str | None:
+    """Why `path` (already NFC) cannot name a file in a module, as the end of "a path that ...", or None.
+
+    `portable` adds the rules that make a module check out on every file system
+    (Windows' reserved names and characters, invisible characters); without it,
+    only what makes a path unsafe anywhere is refused.
+    """
     if not path:
         return "is empty"
     if not path.strip():
@@ -103,6 +119,8 @@ def _path_problem(path: str) -> str | None:
         return "contains a control character, such as a tab, a line break or NUL"
     if _DIRECTION_CONTROL.search(path):
         return "contains invisible characters that change the direction of the text"
+    if portable and (invisible := _invisible(path)):
+        return f"contains an invisible character ({invisible}), which makes two different names look the same"
     if "\\" in path:
         return "uses a backslash (\\); folders must be separated by '/'"
     if path.startswith("/"):
@@ -111,6 +129,8 @@ def _path_problem(path: str) -> str | None:
         return "starts with a drive letter; module paths are relative, like src/app.py"
     if path.endswith("/"):
         return "ends with '/', so it names a folder, not a file"
+    if portable and (forbidden := _WINDOWS_FORBIDDEN.search(path)):
+        return f"contains {forbidden.group()!r}, a character Windows does not allow in file names"
     names = path.split("/")
     if ".." in names:
         return "leaves the module" if _climbs_out(names) else "goes up a folder with '..'"
@@ -124,6 +144,32 @@ def _path_problem(path: str) -> str | None:
             return f"has a name made only of dots and spaces ({name!r})"
         if len(name.encode("utf-8")) > _MAX_NAME_BYTES:
             return f"has a name longer than {_MAX_NAME_BYTES} bytes"
+        if portable and (problem := _unportable_name(name)):
+            return problem
+    return None
+
+
+def _invisible(path: str) -> str | None:
+    """The first invisible formatting character of `path` (Unicode category Cf), named, or None.
+
+    Zero-width spaces and joiners, a byte-order mark, a soft hyphen: with one of
+    them 'main.py' and 'main\u200b.py' are two files that look like one.
+    """
+    for char in path:
+        if unicodedata.category(char) == "Cf":
+            return f"U+{ord(char):04X} {unicodedata.name(char, 'FORMAT CHARACTER')}"
+    return None
+
+
+def _unportable_name(name: str) -> str | None:
+    """Why Windows cannot check out a file or folder called `name`, or None."""
+    if name.endswith((".", " ")):
+        # Windows drops them: 'a.txt.' would become 'a.txt', and clash with it if both exist.
+        ending = "a dot" if name.endswith(".") else "a space"
+        return f"has a name ending in {ending} ({name!r}), which Windows removes"
+    device = name.split(".", 1)[0].rstrip(" ").casefold()
+    if device in _RESERVED_NAMES:
+        return f"uses {name!r}, a name Windows reserves for the device {device.upper()} (with any extension)"
     return None
 
 
@@ -153,7 +199,14 @@ def normalise_path(path: str) -> str:
     as '.'); a trailing '/'; control characters (NUL, tab, line breaks) and the
     invisible characters that reverse the direction of text; text that is not
     valid Unicode; a component over 255 bytes of UTF-8 or a path over 1024
-    characters. Spaces at the start or end of a name are kept: they are legal.
+    characters.
+
+    And what does not check out on every file system: any invisible formatting
+    character (Unicode category Cf: zero-width spaces and joiners, a byte-order
+    mark...); the characters Windows forbids, < > : " | ? *; a name ending in a
+    dot or a space; a name Windows reserves for a device (CON, PRN, AUX, NUL,
+    COM0-9, LPT0-9, CONIN$, CONOUT$), in any case and with any extension
+    ('aux.txt'). Spaces at the start of a name are kept: they are legal.
     """
     if not isinstance(path, str):
         raise ArchiveRejected("unsafe_path", f"{_show(path)} is not a file path: a path must be text.")
@@ -190,9 +243,10 @@ def _over(limit: int, size: int | None = None) -> str:
 class _Inventory:
     """Paths and sizes seen so far, checked one at a time so that a reader stops at the first problem."""
 
-    def __init__(self, limits: Limits | None, source: _Source):
+    def __init__(self, limits: Limits | None, source: _Source, *, portable: bool = True):
         self.limits = limits
         self.source = source
+        self.portable = portable
         self.paths: dict[str, str] = {}  # casefolded path -> path
         self.folders: dict[str, str] = {}  # casefolded folder -> a path inside it
         self.total = 0
@@ -203,7 +257,7 @@ class _Inventory:
     def check_path(self, raw: object, shown: object = None) -> str:
         """The normalised path, or ArchiveRejected("unsafe_path") naming `shown` (by default `raw`)."""
         normal = unicodedata.normalize("NFC", raw) if isinstance(raw, str) else None
-        problem = _path_problem(normal) if normal is not None else "is not text"
+        problem = _path_problem(normal, portable=self.portable) if normal is not None else "is not text"
         if problem:
             raise self.refuse("unsafe_path", f"contains {_show(shown or raw)}, a path that {problem}")
         return normal
@@ -262,8 +316,10 @@ def check_files(files: Mapping[str, bytes], limits: Limits) -> dict[str, bytes]:
 
     Refuses an empty set ("empty"), unsafe paths ("unsafe_path", see
     normalise_path), paths equal after normalisation or ignoring case, or a file
-    whose name another path uses as a folder ("duplicate_path"), and content over
-    the limits ("too_many_files", "file_too_large", "too_large").
+    whose name another path uses as a folder ("duplicate_path"), content over
+    the limits ("too_many_files", "file_too_large", "too_large"), and a malformed
+    stageboard.json at the root ("invalid_dependencies"). Every way of publishing
+    ends here (through publishing.publish), so these rules hold for all of them.
     """
     inventory = _Inventory(limits, _FILES)
     if not files:
@@ -272,7 +328,79 @@ def check_files(files: Mapping[str, bytes], limits: Limits) -> dict[str, bytes]:
     for path, data in checked.items():
         inventory.check_file_size(path, len(data))
     inventory.add_to_total(sum(len(data) for data in checked.values()))
+    if DEPENDENCIES_FILE in checked:
+        parse_dependencies(checked[DEPENDENCIES_FILE])
     return checked
+
+
+# ---------------------------------------------------------------------------
+# Dependencies
+
+# The file at a module's root in which it declares the modules it uses: {"uses": ["Catalog", "Payments"]}.
+DEPENDENCIES_FILE = "stageboard.json"
+_MAX_DEPENDENCIES_BYTES = 64 * 1024
+_MAX_MODULE_NAME_CHARS = 100  # Module.name's max_length
+
+
+def parse_dependencies(data: bytes) -> list[str]:
+    """The module names a stageboard.json declares in "uses", or ArchiveRejected("invalid_dependencies").
+
+    The file must be a JSON object (UTF-8, a byte-order mark allowed, at most 64 KB)
+    whose optional "uses" is a list of module names: strings of 1 to 100
+    characters without spaces around them. Other keys are allowed and ignored.
+    Malformed files are refused with a message saying what is wrong, never
+    raised as anything else: JSON nested too deep for the parser included.
+    """
+    if len(data) > _MAX_DEPENDENCIES_BYTES:
+        raise _bad_dependencies(f"is {_over(_MAX_DEPENDENCIES_BYTES, len(data))}")
+    try:
+        declared = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise _bad_dependencies("is not UTF-8 text") from None
+    except RecursionError:
+        raise _bad_dependencies("nests lists or objects too deeply to be read") from None
+    except ValueError as error:
+        raise _bad_dependencies(f"is not valid JSON ({error})") from None
+    if not isinstance(declared, dict):
+        raise _bad_dependencies(f"must hold a JSON object, like {_EXAMPLE}, not {_json_kind(declared)}")
+    uses = declared.get("uses", [])
+    if not isinstance(uses, list):
+        kind = _json_kind(uses)
+        raise _bad_dependencies(f'must give "uses" as a list of module names, like {_EXAMPLE}, not {kind}')
+    for name in uses:
+        if not isinstance(name, str):
+            kind = _json_kind(name)
+            raise _bad_dependencies(f'lists {kind} in "uses", where only module names (strings) belong')
+        if not name or name != name.strip() or len(name) > _MAX_MODULE_NAME_CHARS:
+            raise _bad_dependencies(
+                f'lists {_show(name)} in "uses", which is not a module name '
+                f"(1 to {_MAX_MODULE_NAME_CHARS} characters, no spaces around it)"
+            )
+    return list(uses)
+
+
+_EXAMPLE = '{"uses": ["Catalog", "Payments"]}'
+
+
+def _bad_dependencies(problem: str) -> ArchiveRejected:
+    return ArchiveRejected(
+        "invalid_dependencies",
+        f"The module's {DEPENDENCIES_FILE} {problem}; nothing was published. "
+        "Fix the file, or remove it if the module uses no other module.",
+    )
+
+
+def _json_kind(value: object) -> str:
+    """How a message names a JSON value: 'a number (5)', 'null', 'a list'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({_show(value)})"
+    return "a list" if isinstance(value, list) else "an object"
 
 
 # ---------------------------------------------------------------------------
@@ -464,9 +592,11 @@ def write_archive(files: Mapping[str, bytes]) -> bytes:
     Unix whatever machine writes it, deflate at level 6. (The deflate stream is
     zlib's: the same zlib gives the same bytes.) Paths get the same checks as
     on the way in ("unsafe_path", "duplicate_path"), so a bad path can never be
-    handed out in a download; the size limits do not apply.
+    handed out in a download; the size limits and the rules on portable names
+    (see normalise_path) do not apply, so older versions stay downloadable.
     """
-    inventory = _Inventory(None, _VERSION)
+    # Only what is unsafe anywhere: a version published before a portability rule stays downloadable.
+    inventory = _Inventory(None, _VERSION, portable=False)
     checked = {inventory.add_path(path): bytes(data) for path, data in files.items()}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -17,6 +17,7 @@ from lifecycle.archives import (
     check_files,
     human_bytes,
     normalise_path,
+    parse_dependencies,
     read_archive,
     read_folder,
     write_archive,
@@ -97,10 +98,14 @@ def count_decompressed(monkeypatch) -> list[int]:
         ("..hidden", "..hidden"),
         ("a..b/c", "a..b/c"),
         (" spaced .txt", " spaced .txt"),
-        ("folder /file ", "folder /file "),
+        (" folder/ file", " folder/ file"),
         ("cafe\u0301.txt", "caf\u00e9.txt"),  # decomposed (macOS) becomes composed
         ("日本語/ファイル.txt", "日本語/ファイル.txt"),
-        ("notes:2024.txt", "notes:2024.txt"),
+        ("notes-2024.txt", "notes-2024.txt"),
+        ("console.py", "console.py"),
+        ("auxiliary/com10.txt", "auxiliary/com10.txt"),
+        (".con", ".con"),
+        ("emoji-\U0001f600.txt", "emoji-\U0001f600.txt"),
         ("x" * 255, "x" * 255),
         ("/".join(["a" * 100] * 10) + "/" + "b" * 14, "/".join(["a" * 100] * 10) + "/" + "b" * 14),
     ],
@@ -182,6 +187,9 @@ def test_it_never_returns_an_unsafe_path(text):
     assert not path.startswith("/")
     assert unicodedata.is_normalized("NFC", path)
     assert normalise_path(path) == path
+    assert not any(unicodedata.category(char) == "Cf" for char in path)
+    assert not set('<>:"|?*') & set(path)
+    assert not any(name.endswith((".", " ")) for name in names)
 
 
 # ---------------------------------------------------------------------------
@@ -704,3 +712,145 @@ def test_it_is_a_value_error_with_a_code():
     assert isinstance(error, ValueError)
     assert error.code == "empty"
     assert str(error) == "The zip contains no files; nothing was published."
+
+
+# ---------------------------------------------------------------------------
+# Paths that do not check out everywhere
+
+UNPORTABLE = [
+    ("notes.txt.", "ending in a dot"),
+    ("notes.txt ", "ending in a space"),
+    ("docs./a.md", "ending in a dot"),
+    ("docs /a.md", "ending in a space"),
+    ("CON", "reserves for the device CON"),
+    ("aux.txt", "reserves for the device AUX"),
+    ("src/Nul.tar.gz", "reserves for the device NUL"),
+    ("com1", "reserves for the device COM1"),
+    ("LPT9.log", "reserves for the device LPT9"),
+    ("prn/readme.md", "reserves for the device PRN"),
+    ("com\u00b9.txt", "reserves for the device COM\u00b9"),
+    ("aux .txt", "reserves for the device AUX"),
+    ("CONOUT$.txt", "reserves for the device CONOUT$"),
+    ("\ufeffmain.py", "U+FEFF ZERO WIDTH NO-BREAK SPACE"),
+    ("main\u200b.py", "U+200B ZERO WIDTH SPACE"),
+    ("ma\u200din.py", "U+200D ZERO WIDTH JOINER"),
+    ("soft\u00adhyphen.py", "U+00AD SOFT HYPHEN"),
+    ("word\u2060joiner.py", "U+2060 WORD JOINER"),
+    ("a<b.txt", "'<'"),
+    ("a>b.txt", "'>'"),
+    ("notes:2024.txt", "':'"),
+    ('say"hi".txt', "'\"'"),
+    ("a|b.txt", "'|'"),
+    ("why?.txt", "'?'"),
+    ("src/*.py", "'*'"),
+]
+
+
+@pytest.mark.parametrize(("path", "reason"), UNPORTABLE)
+def test_it_refuses_paths_that_do_not_check_out_everywhere(path, reason):
+    with pytest.raises(ArchiveRejected) as caught:
+        normalise_path(path)
+    assert caught.value.code == "unsafe_path"
+    assert reason in str(caught.value)
+
+
+@pytest.mark.parametrize(("path", "reason"), UNPORTABLE)
+def test_every_reader_refuses_them(tmp_path, path, reason):
+    readers = {
+        "files": lambda: check_files({"ok.py": b"x", path: b"y"}, LIMITS),
+        "zip": lambda: read_archive(make_zip(("ok.py", b"x"), (path, b"y")), LIMITS),
+    }
+    target = tmp_path / "module" / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"y")
+    readers["folder"] = lambda: read_folder(tmp_path / "module", LIMITS)
+    for name, read in readers.items():
+        with pytest.raises(ArchiveRejected) as caught:
+            read()
+        assert caught.value.code == "unsafe_path", name
+        assert reason in str(caught.value), name
+        assert str(caught.value).endswith("; nothing was published.")
+
+
+def test_it_refuses_two_names_that_windows_would_make_one():
+    with pytest.raises(ArchiveRejected) as caught:
+        check_files({"a.txt": b"1", "a.txt.": b"2"}, LIMITS)
+    assert "'a.txt.'" in str(caught.value) and "ending in a dot" in str(caught.value)
+
+
+def test_it_still_writes_an_older_version_with_such_paths():
+    # Versions published before the rule stay downloadable; only unsafe paths are never written.
+    files = {"aux.txt": b"1", "notes:2024.txt": b"2", "a.txt.": b"3"}
+    with zipfile.ZipFile(io.BytesIO(write_archive(files))) as archive:
+        assert sorted(archive.namelist()) == sorted(files)
+
+
+# ---------------------------------------------------------------------------
+# stageboard.json
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b'{"uses": ["Catalog", "Payments"]}', ["Catalog", "Payments"]),
+        (b"{}", []),
+        (b'{"uses": [], "owner": "team-a"}', []),
+        (b'\xef\xbb\xbf{"uses": ["Catalog"]}', ["Catalog"]),  # a byte-order mark, as Windows editors write
+    ],
+)
+def test_it_reads_declared_dependencies(data, expected):
+    assert parse_dependencies(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b'{"uses": 5}', 'must give "uses" as a list of module names'),
+        (b'{"uses": null}', "not null"),
+        (b'{"uses": "Catalog"}', "not a string ('Catalog')"),
+        (b'{"uses": {"a": 1}}', "not an object"),
+        (b'{"uses": [1]}', "lists a number (1)"),
+        (b'{"uses": [null]}', "lists null"),
+        (b'{"uses": [["Catalog"]]}', "lists a list"),
+        (b'{"uses": [""]}', "which is not a module name"),
+        (b'{"uses": [" Catalog"]}', "which is not a module name"),
+        (b'["Catalog"]', "must hold a JSON object"),
+        (b"5", "must hold a JSON object"),
+        (b"null", "must hold a JSON object"),
+        (b"{uses: []}", "is not valid JSON"),
+        (b"", "is not valid JSON"),
+        (b'{"uses": NaN}', "not a number"),
+        (b"\xff\xfe{}", "is not UTF-8"),
+        (b"[" * 100_000 + b"]" * 100_000, "over the limit of 64 KB"),
+        (b"[" * 30_000 + b"]" * 30_000, "nests lists or objects too deeply"),
+        (b'{"uses": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "nests lists or objects too deeply"),
+    ],
+)
+def test_it_refuses_a_malformed_dependencies_file(data, reason):
+    with pytest.raises(ArchiveRejected) as caught:
+        parse_dependencies(data)
+    assert caught.value.code == "invalid_dependencies"
+    assert isinstance(caught.value, ValueError)
+    assert reason in str(caught.value)
+    assert str(caught.value).startswith("The module's stageboard.json ")
+
+
+@pytest.mark.parametrize("data", [b'{"uses": 5}', b"[" * 30_000 + b"]" * 30_000])
+def test_every_way_of_publishing_refuses_a_malformed_dependencies_file(tmp_path, data):
+    (tmp_path / "stageboard.json").write_bytes(data)
+    (tmp_path / "main.py").write_bytes(b"x")
+    for read in (
+        lambda: check_files({"stageboard.json": data, "main.py": b"x"}, LIMITS),
+        lambda: check_files(
+            read_archive(make_zip(("stageboard.json", data), ("main.py", b"x")), LIMITS), LIMITS
+        ),
+        lambda: check_files(read_folder(tmp_path, LIMITS), LIMITS),
+    ):
+        with pytest.raises(ArchiveRejected) as caught:
+            read()
+        assert caught.value.code == "invalid_dependencies"
+
+
+def test_it_checks_only_the_file_at_the_module_root():
+    files = {"docs/stageboard.json": b"not json", "stageboard.json": b'{"uses": ["Catalog"]}'}
+    assert check_files(files, LIMITS).keys() == files.keys()
