@@ -1,5 +1,6 @@
 """Opening hotfixes and recording the module versions they make."""
 
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from hotfixes.models import Hotfix, HotfixChange
@@ -19,26 +20,48 @@ def record_hotfix_change(module, environment, version, *, replaced, user) -> Hot
     Call inside the publishing transaction, so a hotfix never exists without its change.
     """
     now = timezone.now()
-    hotfix = (
-        Hotfix.objects.open()
-        .select_for_update()
-        .filter(application_id=module.application_id, environment=environment)
-        .first()
-    )
+    hotfix = _locked_open_hotfix(module.application_id, environment)
     if hotfix is None:
-        hotfix = Hotfix.objects.create(
-            application_id=module.application_id, environment=environment, opened_at=now, opened_by=user
-        )
-        audit.record(
-            AuditEvent.Action.HOTFIX_OPENED,
-            user=user,
-            environment=environment,
-            application=module.application,
-            summary=f"Hotfix of {module.application.name} opened in {environment.name} "
-            f"by {module.name} v{version.number}",
-            after={"hotfix": hotfix.pk},
-        )
+        hotfix = _open_hotfix(module, environment, version, user=user, at=now)
     HotfixChange.objects.create(
         hotfix=hotfix, module=module, version=version, replaced_version=replaced, at=now
+    )
+    return hotfix
+
+
+def _locked_open_hotfix(application_id, environment) -> Hotfix | None:
+    return (
+        Hotfix.objects.open()
+        .select_for_update()
+        .filter(application_id=application_id, environment=environment)
+        .first()
+    )
+
+
+def _open_hotfix(module, environment, version, *, user, at) -> Hotfix:
+    """Open the application's hotfix in `environment`, or join the one a concurrent publish just opened.
+
+    Two first publishes into one environment (two modules of one application) both find no open
+    hotfix. The one-open-hotfix constraint lets one insert win; the other's insert waits until the
+    winner commits, then fails inside its savepoint only, and that publish joins the winner's hotfix.
+    """
+    try:
+        with transaction.atomic():
+            hotfix = Hotfix.objects.create(
+                application_id=module.application_id, environment=environment, opened_at=at, opened_by=user
+            )
+    except IntegrityError:
+        hotfix = _locked_open_hotfix(module.application_id, environment)
+        if hotfix is None:
+            raise  # Not the race above: a real error.
+        return hotfix
+    audit.record(
+        AuditEvent.Action.HOTFIX_OPENED,
+        user=user,
+        environment=environment,
+        application=module.application,
+        summary=f"Hotfix of {module.application.name} opened in {environment.name} "
+        f"by {module.name} v{version.number}",
+        after={"hotfix": hotfix.pk},
     )
     return hotfix

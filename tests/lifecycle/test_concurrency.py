@@ -1,12 +1,14 @@
 """People acting at once, on PostgreSQL with real threads: one wins, the other is told, nothing is lost."""
 
 import threading
+from functools import partial
 
 import pytest
 from django.db import connection
 
 from hotfixes.merging import StaleMerge, perform, prepare, read_selection
-from lifecycle.models import CurrentVersion, ModuleVersion
+from hotfixes.models import Hotfix, HotfixChange
+from lifecycle.models import AuditEvent, CurrentVersion, ModuleVersion
 from lifecycle.publishing import StaleEdit, publish
 from tests.factories import released_application
 
@@ -100,3 +102,31 @@ def test_it_never_loses_a_publish_racing_a_merge_into_its_target(environments, r
         # The merge came first: the publish built on the merged version.
         assert final == published.version and published.version.parent.merged_from is not None
     assert ModuleVersion.objects.filter(module=core, pk=published.version.pk).exists()
+
+
+def test_two_first_publishes_into_one_environment_open_one_hotfix_with_both(environments, release_manager):
+    """No hotfix is open yet and two modules of one application are published into QA at once.
+
+    Both check "no open hotfix" before either has opened one; only one may open it, and the other
+    must add its change to it rather than fail on the one-open-hotfix constraint. Ten rounds, since
+    one lucky interleaving proves nothing.
+    """
+    qa = environments[1]
+    for round_ in range(10):
+        application, (core, web), _ = released_application(
+            f"Shop{round_}", environments, module_names=("Core", "Web")
+        )
+        outcomes = race(
+            partial(publish, core, qa, {"main.py": b"core fix"}, user=release_manager),
+            partial(publish, web, qa, {"main.py": b"web fix"}, user=release_manager),
+        )
+        assert all(not isinstance(o, Exception) for o in outcomes), f"round {round_}: {outcomes}"
+        (hotfix,) = Hotfix.objects.filter(application=application, environment=qa)
+        assert hotfix.is_open
+        changes = HotfixChange.objects.filter(hotfix=hotfix)
+        assert sorted(c.version_id for c in changes) == sorted(o.version.pk for o in outcomes)
+        assert current(core, qa) == outcomes[0].version and current(web, qa) == outcomes[1].version
+        opened = AuditEvent.objects.filter(
+            action=AuditEvent.Action.HOTFIX_OPENED, application=application.name
+        )
+        assert opened.count() == 1
