@@ -217,7 +217,8 @@ def timed(step: str, call):
 def tag_and_deploy(application, source, target, user) -> tuple[str, list[tuple]]:
     """Validate, start and run Tag & Deploy of `application`; return its label and the timed steps."""
     from lifecycle import access
-    from lifecycle.deployments import run_deployment, start_deployment, validate
+    from lifecycle.deploying.running import run_deployment, start_deployment
+    from lifecycle.deploying.validation import validate
     from lifecycle.models import Deployment
 
     access.forget_cached_levels(user)  # Every round pays for the access check, as a request would.

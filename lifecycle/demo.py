@@ -19,7 +19,7 @@ from pathlib import Path
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from lifecycle.deployments import deploy_tag
+from lifecycle.deploying.switching import deploy_tag
 from lifecycle.models import AccessLevel, Application, Environment, EnvironmentAccess, Module
 from lifecycle.publishing import publish
 from lifecycle.tagging import tag_environment

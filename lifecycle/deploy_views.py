@@ -11,7 +11,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from lifecycle import access
-from lifecycle.deployments import DeploymentRefused, launch, start_deployment, validate
+from lifecycle.deploying.running import launch, start_deployment
+from lifecycle.deploying.validation import DeploymentRefused, validate
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
 from lifecycle.models import (
     AccessLevel,

@@ -14,10 +14,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lifecycle import access, hooks
-from lifecycle.deployments import DeploymentRefused, Finding, claim_target, lock_rows, log_start, record_start
+from lifecycle.deploying import validation as findings
+from lifecycle.deploying.running import claim_target, log_start, record_start
+from lifecycle.deploying.switching import deploy_item, lock_rows
+from lifecycle.deploying.validation import DeploymentRefused, Finding
 from lifecycle.fingerprints import fingerprint
 from lifecycle.history import effective_links
-from lifecycle.history_graph import ancestors
 from lifecycle.models import (
     AccessLevel,
     ApplicationBlock,
@@ -26,11 +28,12 @@ from lifecycle.models import (
     Deployment,
     DeploymentItem,
     EnvironmentTag,
+    Module,
     ModuleVersion,
     TagMember,
 )
 from lifecycle.tagging import taken_numbers
-from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber, suggest_next
+from lifecycle.version_numbers import VersionNumber, suggest_next
 
 
 class RollbackError(ValueError):
@@ -54,6 +57,7 @@ class RollbackPlan:
 
 
 def rollback_validation(application, tag, environment, number_text: str = "") -> RollbackPlan:
+    """The findings of rolling `environment` back to `tag`'s modules, with the deploy findings' rules."""
     running = dict(
         CurrentVersion.objects.filter(environment=environment, module__application=application).values_list(
             "module_id", "version_id"
@@ -67,55 +71,40 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
     number = (number_text or suggested).strip()
     plan = RollbackPlan(number=number, suggested=suggested)
     name = application.name
-    try:
-        if VersionNumber.parse(number) in taken:
-            plan.findings.append(
-                Finding("taken_number", "error", f"{number} is already taken in {name}.", name)
-            )
-    except InvalidVersionNumber as error:
-        plan.findings.append(Finding("invalid_number", "error", str(error), name))
     block = ApplicationBlock.objects.filter(
         application=application, environment=environment, unblocked_at__isnull=True
     ).first()
-    if block:
-        plan.findings.append(
-            Finding("blocked", "error", f"{name} is blocked in {environment.name}: {block.reason}", name)
-        )
-    if running == members:
-        plan.findings.append(
-            Finding(
-                "nothing_to_deploy", "error", f"{environment.name} already runs {tag.number}'s modules.", name
-            )
-        )
-    links = effective_links(list(members.keys() | running.keys()))
-    numbers = dict(ModuleVersion.objects.filter(module__application=application).values_list("pk", "number"))
     hotfixed = {
         module_id
         for _, module_id in hooks.hotfix_state().hotfixed_modules([application.pk], [environment.pk])
     }
-    undone = [
-        {
-            "module_id": module_id,
-            "target_version": numbers[version_id],
-            "deployed_version": numbers[members[module_id]],
-            "hotfix": module_id in hotfixed,
-        }
-        for module_id, version_id in running.items()
-        if module_id in members
-        and version_id != members[module_id]
-        and version_id not in ancestors(members[module_id], links)
-    ]
-    if undone:
-        plan.findings.append(
-            Finding(
-                "undoes_changes",
-                "confirm",
-                f"Rolling back to {tag.number} undoes the changes made since in {environment.name} "
-                f"({len(undone)} module(s)).",
-                name,
-                undone,
+    undone = findings.undoes_changes(
+        name,
+        environment,
+        running,
+        members,
+        links=effective_links(list(members.keys() | running.keys())),
+        module_names=dict(Module.objects.filter(application=application).values_list("pk", "name")),
+        version_numbers=dict(
+            ModuleVersion.objects.filter(module__application=application).values_list("pk", "number")
+        ),
+        hotfixed=hotfixed,
+        intro=f"Rolling back to {tag.number} undoes the changes made since in {environment.name}",
+    )
+    plan.findings = [
+        finding
+        for finding in (
+            findings.version_number(name, number, taken),
+            findings.blocked(name, environment, block.reason if block else None),
+            findings.nothing_to_deploy(
+                name, f"{environment.name} already runs {tag.number}'s modules.", severity="error"
             )
+            if running == members
+            else None,
+            undone,
         )
+        if finding is not None
+    ]
     state = [sorted(running.items()), current.tag_id if current else None, bool(block), tag.pk]
     plan.fingerprint = fingerprint(state)
     return plan
@@ -159,8 +148,6 @@ def rollback(application, tag, environment, *, number, user, fingerprint, deploy
 
 def switch_rollback(deployment) -> list[DeploymentItem]:
     """Inside the deployment's transaction: make the new tag from the old one's versions and deploy it."""
-    from lifecycle.deployments import deploy_item
-
     requested = deployment.requested
     old = ApplicationTag.objects.select_related("application").get(pk=requested["rollback_of"])
     application, environment = old.application, deployment.target

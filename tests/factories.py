@@ -2,7 +2,7 @@
 
 from django.contrib.auth.models import Group, User
 
-from lifecycle.deployments import deploy_tag
+from lifecycle.deploying.switching import deploy_tag
 from lifecycle.models import AccessLevel, Application, Environment, EnvironmentAccess, Module
 from lifecycle.publishing import publish
 from lifecycle.tagging import tag_environment

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from hotfixes import comparing
 from hotfixes.comparing import compare_application, file_diff, load_inline_diffs
-from lifecycle.deployments import deploy_tag
+from lifecycle.deploying.switching import deploy_tag
 from lifecycle.models import AccessLevel
 from lifecycle.tagging import tag_environment
 from tests.factories import make_application, make_user, publish_files, released_application

@@ -9,7 +9,7 @@ from django.urls import reverse
 from hotfixes.merging import prepare
 from hotfixes.models import Hotfix, Merge, MergeItem
 from hotfixes.propagation import statuses
-from lifecycle.deployments import deploy_tag
+from lifecycle.deploying.switching import deploy_tag
 from lifecycle.models import CurrentVersion, ModuleChange, ModuleVersion
 from lifecycle.tagging import tag_environment
 from tests.factories import make_application, publish_files

@@ -7,7 +7,8 @@ from hotfixes.merging import evaluate, perform, prepare, read_selection
 from hotfixes.models import Hotfix
 from hotfixes.propagation import mark_solved, statuses
 from lifecycle.demo import load_demo
-from lifecycle.deployments import run_deployment, start_deployment, validate
+from lifecycle.deploying.running import run_deployment, start_deployment
+from lifecycle.deploying.validation import validate
 from lifecycle.models import Application, CurrentVersion, Environment, Module
 from tests.factories import publish_files
 

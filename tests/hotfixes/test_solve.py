@@ -13,7 +13,9 @@ import hotfixes.propagation
 from hotfixes.merging import perform, prepare, read_selection
 from hotfixes.models import Hotfix
 from hotfixes.propagation import SolveError, mark_solved, statuses
-from lifecycle.deployments import deploy_tag, run_deployment, start_deployment, validate
+from lifecycle.deploying.running import run_deployment, start_deployment
+from lifecycle.deploying.switching import deploy_tag
+from lifecycle.deploying.validation import validate
 from lifecycle.models import AccessLevel, ApplicationTag
 from lifecycle.tagging import tag_environment
 from tests.factories import make_user, publish_files

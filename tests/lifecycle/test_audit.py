@@ -6,7 +6,8 @@ from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
 from lifecycle.blocking import block, unblock
-from lifecycle.deployments import run_deployment, start_deployment, validate
+from lifecycle.deploying.running import run_deployment, start_deployment
+from lifecycle.deploying.validation import validate
 from lifecycle.models import AccessLevel, AuditEvent, Environment, EnvironmentAccess, ImmutableError
 from lifecycle.tokens import create_token, revoke
 from tests.factories import publish_files, released_application

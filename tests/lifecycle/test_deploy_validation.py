@@ -1,6 +1,7 @@
 import pytest
 
-from lifecycle.deployments import DeploymentRefused, run_deployment, start_deployment, validate
+from lifecycle.deploying.running import run_deployment, start_deployment
+from lifecycle.deploying.validation import DeploymentRefused, validate
 from lifecycle.models import ApplicationBlock, CurrentVersion, Deployment, EnvironmentTag
 from lifecycle.tagging import tag_environment
 from tests.factories import make_application, publish_files, released_application
@@ -93,7 +94,7 @@ def test_it_flags_an_unpropagated_hotfix_as_undone_in_the_seed_situation(environ
     publish_files(catalog, dev, {"main.py": "0.4 search"})
     tag_environment(application, dev, "0.4")
     tag_04 = EnvironmentTag.objects.get(environment=dev, application=application).tag
-    from lifecycle.deployments import deploy_tag
+    from lifecycle.deploying.switching import deploy_tag
 
     deploy_tag(tag_04, qa)
     fix = publish_files(cart, pre, {"main.py": "hotfix"})

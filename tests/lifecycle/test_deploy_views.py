@@ -191,7 +191,7 @@ def test_it_rolls_back_in_one_flow(client, release_manager, environments):
     application, (core,), old = released_application("Shop", environments, number="0.3")
     publish_files(core, dev, {"main.py": "0.4"})
     new = tag_environment(application, dev, "0.4")
-    from lifecycle.deployments import deploy_tag
+    from lifecycle.deploying.switching import deploy_tag
 
     deploy_tag(new, prod)
     url = reverse("lifecycle:rollback", args=[application.pk, old.pk])
@@ -216,7 +216,7 @@ def test_it_refuses_a_rollback_without_confirmation(client, release_manager, env
     dev, _, _, prod = environments
     application, (core,), old = released_application("Shop", environments, number="0.3")
     publish_files(core, dev, {"main.py": "0.4"})
-    from lifecycle.deployments import deploy_tag
+    from lifecycle.deploying.switching import deploy_tag
 
     deploy_tag(tag_environment(application, dev, "0.4"), prod)
     url = reverse("lifecycle:rollback", args=[application.pk, old.pk])

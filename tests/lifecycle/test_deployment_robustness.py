@@ -19,8 +19,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from hotfixes.models import Hotfix, HotfixChange
-from lifecycle import access, deployments
-from lifecycle.deployments import DeploymentRefused, run_deployment, start_deployment, validate
+from lifecycle import access
+from lifecycle.deploying import switching
+from lifecycle.deploying.running import run_deployment, start_deployment
+from lifecycle.deploying.validation import DeploymentRefused, validate
 from lifecycle.models import (
     Application,
     ApplicationTag,
@@ -105,7 +107,7 @@ def test_a_failure_midway_leaves_every_environment_exactly_as_before(
     )
     before = snapshot()
 
-    real_deploy_tag = deployments.deploy_tag
+    real_deploy_tag = switching.deploy_tag
     seen = []
 
     def deploy_tag_failing_on_the_second(tag, environment, **kwargs):
@@ -121,7 +123,7 @@ def test_a_failure_midway_leaves_every_environment_exactly_as_before(
         seen.append(tag.application.name)
         return real_deploy_tag(tag, environment, **kwargs)
 
-    monkeypatch.setattr(deployments, "deploy_tag", deploy_tag_failing_on_the_second)
+    monkeypatch.setattr(switching, "deploy_tag", deploy_tag_failing_on_the_second)
     deployment = run_deployment(deployment.pk)
 
     assert seen == ["Alpha", (2, True)]  # The failure came after real writes for Alpha...
@@ -427,7 +429,7 @@ def test_a_publish_waiting_on_a_deployment_or_the_reverse_is_never_lost(
         return wrapper
 
     if first == "deploy":
-        monkeypatch.setattr(deployments, "deploy_tag", hold(deployments.deploy_tag))
+        monkeypatch.setattr(switching, "deploy_tag", hold(switching.deploy_tag))
     else:
         import hotfixes.tracking
 

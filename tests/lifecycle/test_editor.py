@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from hotfixes.models import Hotfix
-from lifecycle.deployments import deploy_tag
+from lifecycle.deploying.switching import deploy_tag
 from lifecycle.models import Blob, CurrentVersion, Draft, ModuleVersion
 from lifecycle.tagging import tag_environment
 from tests.factories import publish_files, released_application

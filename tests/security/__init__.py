@@ -23,7 +23,8 @@ from django.utils import timezone
 from hotfixes.merging import prepare
 from hotfixes.models import Hotfix, HotfixChange, Merge, MergeItem
 from lifecycle import blocking
-from lifecycle.deployments import deploy_tag, validate
+from lifecycle.deploying.switching import deploy_tag
+from lifecycle.deploying.validation import validate
 from lifecycle.editing import add_file, open_draft
 from lifecycle.models import (
     AccessLevel,

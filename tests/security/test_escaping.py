@@ -14,7 +14,8 @@ from django.utils.html import escape
 
 from hotfixes.merging import prepare
 from hotfixes.models import Hotfix
-from lifecycle.deployments import deploy_tag, validate
+from lifecycle.deploying.switching import deploy_tag
+from lifecycle.deploying.validation import validate
 from lifecycle.models import AccessLevel, Application, DeploymentPlan, Environment, Module
 from lifecycle.publishing import publish
 from lifecycle.tagging import tag_environment

@@ -20,7 +20,8 @@ from hotfixes.merging import prepare
 from hotfixes.models import Hotfix
 from hotfixes.propagation import mark_solved
 from lifecycle import blocking
-from lifecycle.deployments import deploy_tag, validate
+from lifecycle.deploying.switching import deploy_tag
+from lifecycle.deploying.validation import validate
 from lifecycle.editing import add_file, delete_file, open_draft
 from lifecycle.models import Draft
 from lifecycle.rollback import rollback_validation

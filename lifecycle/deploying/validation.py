@@ -1,0 +1,405 @@
+"""Validating a deployment plan: what the user must know before anything changes.
+
+`validate` reads the source and target (a fixed number of queries whatever the
+number of modules) and lists its findings. Each finding is one small function
+that returns a `Finding` or None; rollback uses the same ones. The validation's
+`fingerprint` names the exact state it saw, so that running it later can refuse
+when anything changed in between.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from lifecycle import access, hooks
+from lifecycle.fingerprints import fingerprint
+from lifecycle.history import effective_links
+from lifecycle.history_graph import ancestors
+from lifecycle.models import (
+    AccessLevel,
+    ApplicationBlock,
+    ApplicationTag,
+    CurrentVersion,
+    Environment,
+    EnvironmentTag,
+    Module,
+    ModuleFile,
+    ModuleVersion,
+)
+from lifecycle.pipeline import build_rows
+from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber, suggest_next
+
+# The file in which a module declares the modules it uses: {"uses": ["Catalog", "Payments"]}.
+DEPENDENCIES_FILE = "stageboard.json"
+
+
+class DeploymentRefused(Exception):
+    """The deployment cannot start; the message says why and what to do."""
+
+
+@dataclass
+class Finding:
+    code: str
+    severity: str  # "info", "warning", "confirm" (needs Deploy anyway) or "error" (blocks)
+    message: str
+    application: str
+    modules: list[dict] = field(default_factory=list)
+
+    def as_dict(self):
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "application": self.application,
+            "modules": self.modules,
+        }
+
+
+@dataclass
+class ItemPlan:
+    """What deploying one application from the source to the target would do."""
+
+    application: object
+    source_label: str
+    target_label: str
+    needs_tag: bool
+    number: str  # The tag to make (needs_tag) or the tag deployed as it is.
+    suggested: str
+    tag_id: int | None
+    versions: dict[int, int]  # module id -> version id to make current in the target
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def nothing_to_deploy(self):
+        return any(f.code == "nothing_to_deploy" for f in self.findings)
+
+    @property
+    def has_errors(self):
+        return any(f.severity == "error" for f in self.findings)
+
+    @property
+    def needs_confirmation(self):
+        return any(f.severity == "confirm" for f in self.findings)
+
+    @property
+    def action_label(self):
+        if self.nothing_to_deploy:
+            return "Nothing to deploy"
+        return f"Tag & Deploy {self.number}" if self.needs_tag else f"Deploy {self.number}"
+
+
+@dataclass
+class Validation:
+    source: Environment
+    target: Environment
+    items: list[ItemPlan]
+    fingerprint: str
+
+    @property
+    def findings(self):
+        return [finding for item in self.items for finding in item.findings]
+
+    @property
+    def has_errors(self):
+        return any(item.has_errors for item in self.items)
+
+    @property
+    def needs_confirmation(self):
+        return any(item.needs_confirmation for item in self.items)
+
+    @property
+    def to_deploy(self):
+        return [item for item in self.items if not item.nothing_to_deploy]
+
+
+def check_can_deploy(user, source, target) -> None:
+    """Deploying needs `deploy` on the target; tagging the source needs only seeing it."""
+    access.require(user, source, AccessLevel.VIEW)
+    access.require(user, target, AccessLevel.DEPLOY)
+
+
+def fingerprint_of(rows, blocked: set[int]) -> str:
+    """A hash of everything a plan depends on: both sides' modules and tags, and blocks."""
+    state = sorted(
+        [
+            row.application.pk,
+            [sorted(cell.modules.items()) for cell in row.cells],
+            [cell.tag_number for cell in row.cells],
+            row.application.pk in blocked,
+        ]
+        for row in rows
+    )
+    return fingerprint(state)
+
+
+def declared_dependencies(version_ids) -> dict[int, list[str]]:
+    """version id -> names of the modules it declares it uses (in stageboard.json)."""
+    declared = {}
+    for version_id, data in ModuleFile.objects.filter(
+        version_id__in=version_ids, path=DEPENDENCIES_FILE
+    ).values_list("version_id", "blob__data"):
+        try:
+            uses = json.loads(bytes(data).decode("utf-8")).get("uses", [])
+        except (ValueError, AttributeError):
+            uses = []
+        declared[version_id] = [name for name in uses if isinstance(name, str)]
+    return declared
+
+
+# The findings, one function each. `name` is the application's name, as findings show it.
+
+
+def version_number(name: str, number: str, taken: set[VersionNumber]) -> Finding | None:
+    """A new tag's number must be valid and free in the application."""
+    try:
+        parsed = VersionNumber.parse(number)
+    except InvalidVersionNumber as error:
+        return Finding("invalid_number", "error", str(error), name)
+    if parsed in taken:
+        return Finding("taken_number", "error", f"{number} is already taken in {name}.", name)
+    return None
+
+
+def empty_source(name: str, source, deploying: dict[int, int]) -> Finding | None:
+    if deploying:
+        return None
+    return Finding("empty_source", "error", f"{name} has no modules in {source.name}.", name)
+
+
+def nothing_to_deploy(name: str, message: str, *, severity: str = "info") -> Finding:
+    """The target already runs exactly what would be deployed (a note; an error for a rollback)."""
+    return Finding("nothing_to_deploy", severity, message, name)
+
+
+def blocked(name: str, target, reason: str | None) -> Finding | None:
+    if reason is None:
+        return None
+    return Finding("blocked", "error", f"{name} is blocked in {target.name}: {reason}", name)
+
+
+def undone_modules(running: dict[int, int], deploying: dict[int, int], links) -> list[int]:
+    """Target modules whose running version is not an ancestor of (or equal to) the one deployed."""
+    undone = []
+    for module_id, target_version in sorted(running.items()):
+        new_version = deploying.get(module_id)
+        if new_version is None or new_version == target_version:
+            continue
+        if target_version not in ancestors(new_version, links):
+            undone.append(module_id)
+    return undone
+
+
+def undoes_changes(
+    name: str,
+    target,
+    running: dict[int, int],
+    deploying: dict[int, int],
+    *,
+    links,
+    module_names: dict[int, str],
+    version_numbers: dict[int, int],
+    hotfixed: set[int],
+    intro: str = "",
+) -> Finding | None:
+    """Changes in the target that the deployment would replace by versions lacking them.
+
+    `intro` replaces the opening words (a rollback says what it rolls back to).
+    """
+    undone = [
+        {
+            "module": module_names[module_id],
+            "module_id": module_id,
+            "target_version": version_numbers.get(running[module_id]),
+            "deployed_version": version_numbers.get(deploying[module_id]),
+            "hotfix": module_id in hotfixed,
+        }
+        for module_id in undone_modules(running, deploying, links)
+    ]
+    if not undone:
+        return None
+    hotfix_modules = [m["module"] for m in undone if m["hotfix"]]
+    detail = f" including the open hotfix in {', '.join(hotfix_modules)}" if hotfix_modules else ""
+    message = (
+        (intro or f"This deployment would undo changes in {target.name}")
+        + f"{detail}: "
+        + ", ".join(f"{m['module']} v{m['target_version']}" for m in undone)
+        + " would be replaced by versions that do not contain them."
+    )
+    return Finding("undoes_changes", "confirm", message, name, undone)
+
+
+def downgrade(name: str, target, target_number: str | None, number: str) -> Finding | None:
+    """Deploying an older number than the target runs. `number` must be valid."""
+    if not target_number or not VersionNumber.parse(number) < VersionNumber.parse(target_number):
+        return None
+    return Finding(
+        "downgrade",
+        "warning",
+        f"{target.name} runs {name} {target_number}, newer than {number}: a downgrade.",
+        name,
+    )
+
+
+def missing_dependency(
+    name: str,
+    target,
+    deploying: dict[int, int],
+    *,
+    declared: dict[int, list[str]],
+    will_exist: set[str],
+    module_names: dict[int, str],
+) -> Finding | None:
+    """Modules the deployed versions use that would exist neither in the target nor in the deployment."""
+    missing = sorted(
+        {
+            (module_names[module_id], used)
+            for module_id, version_id in deploying.items()
+            for used in declared.get(version_id, [])
+            if used not in will_exist
+        }
+    )
+    if not missing:
+        return None
+    return Finding(
+        "missing_dependency",
+        "error",
+        f"Missing in {target.name}: "
+        + "; ".join(f"{module} uses {used}" for module, used in missing)
+        + ". Deploy those modules first.",
+        name,
+        [{"module": module, "uses": used} for module, used in missing],
+    )
+
+
+@dataclass
+class _Context:
+    """Everything `validate` reads once for all applications."""
+
+    source: Environment
+    target: Environment
+    numbers: dict[int, str]
+    taken: dict[int, set[VersionNumber]]
+    tag_ids: dict[int, int]
+    module_names: dict[int, str]
+    links: dict
+    version_numbers: dict[int, int]
+    hotfixed: set[int]
+    blocks: dict[int, str]
+    declared: dict[int, list[str]]
+    names_in_target: set[str]
+
+
+def validate(source, target, applications, numbers: dict[int, str] | None = None) -> Validation:
+    """Everything the user must know before deploying `applications` from `source` to `target`.
+
+    `numbers` holds, per application id, the number the user typed for a new
+    tag; otherwise the suggested number is used. Reads a fixed number of queries.
+    """
+    applications = list(applications)
+    rows = build_rows(applications, [source, target])
+    context = _read_context(source, target, applications, rows, numbers or {})
+    items = [_plan_item(row, context) for row in rows]
+    return Validation(source, target, items, fingerprint_of(rows, set(context.blocks)))
+
+
+def _read_context(source, target, applications, rows, numbers) -> _Context:
+    application_ids = [application.pk for application in applications]
+    taken: dict[int, set[VersionNumber]] = {pk: set() for pk in application_ids}
+    for application_id, major, minor, patch in ApplicationTag.objects.filter(
+        application_id__in=application_ids
+    ).values_list("application_id", "major", "minor", "patch"):
+        taken[application_id].add(VersionNumber(major, minor, patch))
+    module_names = dict(Module.objects.filter(application_id__in=application_ids).values_list("pk", "name"))
+    deployed_versions = {v for row in rows for v in row.cells[0].modules.values()}
+    return _Context(
+        source=source,
+        target=target,
+        numbers=numbers,
+        taken=taken,
+        tag_ids=dict(
+            EnvironmentTag.objects.filter(environment=source, application_id__in=application_ids).values_list(
+                "application_id", "tag_id"
+            )
+        ),
+        module_names=module_names,
+        # One definition of the history graph: a partial merge does not contain its source.
+        links=effective_links(module_names),
+        version_numbers=dict(
+            ModuleVersion.objects.filter(module_id__in=module_names).values_list("pk", "number")
+        ),
+        hotfixed={
+            module_id for _, module_id in hooks.hotfix_state().hotfixed_modules(application_ids, [target.pk])
+        },
+        blocks=dict(
+            ApplicationBlock.objects.filter(
+                environment=target, application_id__in=application_ids, unblocked_at__isnull=True
+            ).values_list("application_id", "reason")
+        ),
+        declared=declared_dependencies(deployed_versions),
+        names_in_target=set(
+            CurrentVersion.objects.filter(environment=target).values_list("module__name", flat=True)
+        ),
+    )
+
+
+def _plan_item(row, context: _Context) -> ItemPlan:
+    application, (source_cell, target_cell) = row.application, row.cells
+    source, target, name = context.source, context.target, application.name
+    current = VersionNumber.parse(source_cell.tag_number) if source_cell.tag_number else None
+    taken = context.taken[application.pk]
+    suggested = str(suggest_next(current, taken, hotfix=not source.is_first()))
+    needs_tag = source_cell.has_plus
+    number = source_cell.tag_number or ""
+    findings: list[Finding | None] = []
+    if needs_tag:
+        number = (context.numbers.get(application.pk) or suggested).strip()
+        findings.append(version_number(name, number, taken))
+    deploying = dict(source_cell.modules)
+    findings.append(empty_source(name, source, deploying))
+    if (
+        deploying
+        and deploying == target_cell.modules
+        and not needs_tag
+        and source_cell.tag_number == target_cell.tag_number
+    ):
+        findings.append(
+            nothing_to_deploy(name, f"{target.name} already runs exactly {name} {target_cell.label}.")
+        )
+    findings.append(blocked(name, target, context.blocks.get(application.pk)))
+    findings.append(
+        undoes_changes(
+            name,
+            target,
+            target_cell.modules,
+            deploying,
+            links=context.links,
+            module_names=context.module_names,
+            version_numbers=context.version_numbers,
+            hotfixed=context.hotfixed,
+        )
+    )
+    valid_number = number and not any(f and f.code == "invalid_number" for f in findings)
+    if valid_number:
+        findings.append(downgrade(name, target, target_cell.tag_number, number))
+    findings.append(
+        missing_dependency(
+            name,
+            target,
+            deploying,
+            declared=context.declared,
+            will_exist=context.names_in_target | {context.module_names[m] for m in deploying},
+            module_names=context.module_names,
+        )
+    )
+    return ItemPlan(
+        application=application,
+        source_label=source_cell.label,
+        target_label=target_cell.label,
+        needs_tag=needs_tag,
+        number=number,
+        suggested=suggested,
+        tag_id=None if needs_tag else context.tag_ids.get(application.pk),
+        versions=deploying,
+        findings=[finding for finding in findings if finding is not None],
+    )
