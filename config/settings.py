@@ -195,6 +195,11 @@ MODULE_MAX_ARCHIVE_BYTES = _read("MODULE_MAX_ARCHIVE_BYTES", env.int, 50 * 1024 
 MODULE_MAX_COMPRESSION_RATIO = _read("MODULE_MAX_COMPRESSION_RATIO", env.int, 200)
 # Uploaded zips are streamed to a temporary file above this size instead of kept in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# The form fields Django reads into memory (uploaded files do not count). The editor posts a file's
+# text as multipart, where a browser sends every line break as CRLF: a file at the limit, made only of
+# LF line breaks, doubles. Room for that and the other fields, so any file under the limit can be saved;
+# a larger request is answered 413 with a page (lifecycle.request_limits), not a bare 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MODULE_MAX_FILE_BYTES + 1024 * 1024
 
 # Deployments run in a background thread while the user watches their log; tests run them inline.
 DEPLOY_IN_BACKGROUND = _strict_bool("DEPLOY_IN_BACKGROUND", True)

@@ -4,6 +4,9 @@ from django.urls import include, path
 
 from lifecycle.auth_views import ThrottledLoginView
 
+# A request over DATA_UPLOAD_MAX_MEMORY_SIZE gets a 413 page that says so; other bad requests stay 400.
+handler400 = "lifecycle.request_limits.bad_request"
+
 urlpatterns = [
     path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -194,9 +194,10 @@ def _read_zip_body(request) -> bytes:
         declared = 0
     if declared > limit:
         raise too_large
+    stream = _body_stream(request)
     chunks, size = [], 0
     while size <= limit:
-        chunk = request.read(min(READ_CHUNK_BYTES, limit + 1 - size))
+        chunk = stream.read(min(READ_CHUNK_BYTES, limit + 1 - size))
         if not chunk:
             break
         chunks.append(chunk)
@@ -204,6 +205,28 @@ def _read_zip_body(request) -> bytes:
     if size > limit:
         raise too_large
     return b"".join(chunks)
+
+
+def _body_stream(request):
+    """Where the body can be read from, up to its end.
+
+    Django reads at most Content-Length bytes, so a chunked body (no Content-Length) reads as
+    empty. A server that de-chunks the body and ends the stream after it says so with
+    `wsgi.input_terminated` (gunicorn does): read the server's stream then. Any other server
+    would hand over the raw chunks, or block: ask for a Content-Length (411) instead.
+    """
+    if request.META.get("CONTENT_LENGTH"):
+        return request
+    if request.META.get("wsgi.input_terminated") and "wsgi.input" in request.META:
+        return request.META["wsgi.input"]
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        raise ApiError(
+            411,
+            "length_required",
+            "This server cannot read a chunked body; send the zip with a Content-Length "
+            "(curl does with --data-binary @module.zip). Nothing was published.",
+        )
+    return request
 
 
 @login_not_required

@@ -6,28 +6,48 @@ class CommentField(forms.CharField):
         super().__init__(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), **kwargs)
 
 
-class PublishForm(forms.Form):
+class DraftStateForm(forms.Form):
+    """Which draft, and which change of it (its revision), the form's page showed.
+
+    Every editor form sends them, so that a form from a page another tab made
+    out of date is refused (409) instead of applied over that tab's work. Left
+    optional here: a form without them is refused as stale, with the text kept.
+    """
+
+    draft = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    revision = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+
+class PublishForm(DraftStateForm):
     comment = CommentField()
 
 
-class SaveFileForm(forms.Form):
+class DiscardForm(DraftStateForm):
+    pass
+
+
+class SaveFileForm(DraftStateForm):
     path = forms.CharField(max_length=1024)
     content = forms.CharField(required=False, strip=False, widget=forms.Textarea)
+    # The content hash of the file as the page showed it.
+    from_hash = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    upload = forms.FileField(required=False, label="Replace it with a file")
 
 
-class AddFileForm(forms.Form):
+class AddFileForm(DraftStateForm):
     path = forms.CharField(max_length=1024, label="New file path")
     content = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 4}))
     upload = forms.FileField(required=False, label="or upload a file")
 
 
-class RenameFileForm(forms.Form):
+class RenameFileForm(DraftStateForm):
     path = forms.CharField(max_length=1024)
     new_path = forms.CharField(max_length=1024, label="New path")
 
 
-class PathForm(forms.Form):
+class DeleteFileForm(DraftStateForm):
     path = forms.CharField(max_length=1024)
+    from_hash = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
 
 class UploadForm(forms.Form):

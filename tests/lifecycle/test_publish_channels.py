@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from lifecycle.models import Blob, CurrentVersion, ModuleVersion
 from lifecycle.tokens import create_token
+from tests.editor_forms import editor_fields
 from tests.factories import make_application
 from tests.zips import make_zip
 
@@ -25,12 +26,15 @@ def test_it_stores_the_same_version_whichever_way_it_is_published(client, tmp_pa
     client.force_login(developer)
 
     # The browser editor: an empty module, two files added (one text, one uploaded binary).
-    client.get(reverse("lifecycle:editor", args=[by_editor.pk, dev.pk]))
     add = reverse("lifecycle:editor-add", args=[by_editor.pk, dev.pk])
-    client.post(add, {"path": "cart.py", "content": FILES["cart.py"].decode().replace("\n", "\r\n")})
+    text = FILES["cart.py"].decode().replace("\n", "\r\n")
+    client.post(add, {**editor_fields(client, by_editor, dev), "path": "cart.py", "content": text})
     logo = SimpleUploadedFile("logo.png", FILES["img/logo.png"])
-    client.post(add, {"path": "img/logo.png", "upload": logo})
-    client.post(reverse("lifecycle:editor-publish", args=[by_editor.pk, dev.pk]), {"comment": "editor"})
+    client.post(add, {**editor_fields(client, by_editor, dev), "path": "img/logo.png", "upload": logo})
+    client.post(
+        reverse("lifecycle:editor-publish", args=[by_editor.pk, dev.pk]),
+        {**editor_fields(client, by_editor, dev), "comment": "editor"},
+    )
 
     # A zip uploaded in the browser.
     client.post(

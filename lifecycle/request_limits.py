@@ -1,0 +1,31 @@
+"""Answering a request too large to read with a page that says so, instead of Django's bare 400.
+
+Django refuses a form whose fields pass DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig, a
+SuspiciousOperation) wherever the form is first read, often in a middleware, and hands the error
+to the 400 handler. This handler answers that case 413 with the limits in words, and every
+other bad request as Django does.
+"""
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views import defaults
+
+from lifecycle.archives import human_bytes
+
+
+def bad_request(request, exception=None):
+    if not isinstance(exception, RequestDataTooBig):
+        return defaults.bad_request(request, exception)
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    file_limit = settings.MODULE_MAX_FILE_BYTES
+    message = (
+        f"The form sent is over the {human_bytes(limit)} Stageboard reads from one request, so nothing "
+        f"was saved. A file in a module may hold at most {human_bytes(file_limit)}; upload a zip of the "
+        "module to publish larger content."
+    )
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": {"code": "request_too_large", "message": message}}, status=413)
+    # The page renders without the session's user when the middleware never got that far.
+    return render(request, "413.html", {"message": message}, status=413)
