@@ -290,19 +290,18 @@ def _blockable(user, application_id, environment_id):
 
 
 def _answer_block(request, application, *, done: str = "", error: str = "") -> HttpResponse:
-    if request.htmx:
-        # The section is swapped in place; its message is shown in it, since the page is not reloaded.
+    if request.htmx or error:
+        # htmx swaps the section in place. A refusal without htmx is a 422 page with the section and
+        # its message, never a redirect that would look like success to anything but a person.
         context = {
             "application": application,
             **application_history_context(application, _visible_or_403(request.user), request.user),
             "blocking_done": done,
             "blocking_error": error,
         }
-        return render(request, "lifecycle/application.html#blocking", context, status=422 if error else 200)
-    if error:
-        messages.error(request, error)
-    else:
-        messages.success(request, done)
+        template = "lifecycle/application.html#blocking" if request.htmx else "lifecycle/blocking.html"
+        return render(request, template, context, status=422 if error else 200)
+    messages.success(request, done)
     return redirect(reverse("lifecycle:application", args=[application.pk]) + "#blocking")
 
 
