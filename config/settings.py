@@ -112,8 +112,16 @@ if DATABASES["default"].get("ENGINE") not in {"django.db.backends.sqlite3", "dja
     )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Wait for a competing writer instead of failing at once with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite serves one machine (docs/deployment.md). Concurrent requests must queue, never fail with
+    # "database is locked": a transaction that read and then writes while another writes gets that at
+    # once, whatever the timeout. So every transaction takes the write lock when it begins (IMMEDIATE)
+    # and a second writer waits up to `timeout` seconds for it.
+    _sqlite = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    _sqlite_name = str(DATABASES["default"]["NAME"])
+    if _sqlite_name not in ("", ":memory:") and "mode=memory" not in _sqlite_name:
+        # A file: readers never wait for a writer (WAL), and a commit syncs the disk at checkpoints only.
+        _sqlite["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"
+    DATABASES["default"]["OPTIONS"] = {**_sqlite, **DATABASES["default"].get("OPTIONS", {})}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
