@@ -1,8 +1,14 @@
 """The state of applications across the pipeline, computed in a fixed number of queries.
 
 Whatever the number of applications, environments and modules, building the
-grid reads: the applications, their environment tags, every current version,
-the members of the tags in use and the open hotfixes; then compares in memory.
+grid reads: the applications, their environment tags with their members,
+every current version, the open hotfixes and, only when some environment
+differs from its tag, the tags holding the contents it runs; then compares in
+memory.
+
+Modules are compared by content (tree hash), not by version id: a merge that
+brings an environment to exactly a tag's files makes a new version with the
+same content, and that environment shows the tag, with no `+` and no arrow.
 """
 
 from __future__ import annotations
@@ -18,19 +24,20 @@ from lifecycle.models import CurrentVersion, EnvironmentTag, TagMember
 @dataclass
 class Cell:
     environment: object
-    tag_number: str | None
+    tag_number: str | None  # The tag shown: the environment's, or another whose contents it runs
     modules: dict[int, int]  # module id -> version id running here
     tagged: dict[int, int]  # module id -> version id in the tag
     open_hotfix: bool
+    contents: dict[int, str] = field(default_factory=dict)  # module id -> tree hash running here
+    tagged_contents: dict[int, str] = field(default_factory=dict)  # module id -> tree hash in the tag
+    tag_id: int | None = None
 
     @cached_property
     def changed_modules(self) -> set[int]:
-        """Modules that differ from the tag: another version, or present on one side only."""
+        """Modules whose content differs from the tag's: other files, or present on one side only."""
         if self.tag_number is None:
             return set(self.modules)
-        return {
-            m for m in self.modules.keys() | self.tagged.keys() if self.modules.get(m) != self.tagged.get(m)
-        }
+        return _differing(self.contents, self.tagged_contents)
 
     @property
     def differing(self) -> int:
@@ -49,17 +56,20 @@ class Cell:
         return not self.modules and self.tag_number is None
 
 
+def _differing(left: dict[int, str], right: dict[int, str]) -> set[int]:
+    return {m for m in left.keys() | right.keys() if left.get(m) != right.get(m)}
+
+
 @dataclass
 class Gap:
-    """Between two neighbouring environments: how many modules run different versions."""
+    """Between two neighbouring environments: how many modules run different contents."""
 
     source: Cell
     target: Cell
 
     @cached_property
     def differing(self) -> int:
-        left, right = self.source.modules, self.target.modules
-        return sum(1 for m in left.keys() | right.keys() if left.get(m) != right.get(m))
+        return len(_differing(self.source.contents, self.target.contents))
 
     @property
     def differs(self) -> bool:
@@ -94,22 +104,38 @@ def build_rows(applications, environments) -> list[Row]:
     application_ids = [application.pk for application in applications]
     environment_ids = [environment.pk for environment in environments]
 
-    tags = {
-        (application_id, environment_id): (tag_id, number)
-        for application_id, environment_id, tag_id, number in EnvironmentTag.objects.filter(
-            application_id__in=application_ids, environment_id__in=environment_ids
-        ).values_list("application_id", "environment_id", "tag_id", "tag__number")
-    }
-    running: dict[tuple[int, int], dict[int, int]] = defaultdict(dict)
-    for application_id, environment_id, module_id, version_id in CurrentVersion.objects.filter(
+    # The environment tags with their members in one query: a tag in use in several
+    # environments comes once per environment, as many rows as the current versions at most.
+    tags: dict[tuple[int, int], tuple[int, str]] = {}
+    members: dict[int, dict[int, tuple[int, str]]] = defaultdict(dict)
+    for (
+        application_id,
+        environment_id,
+        tag_id,
+        number,
+        module_id,
+        version_id,
+        content,
+    ) in EnvironmentTag.objects.filter(
+        application_id__in=application_ids, environment_id__in=environment_ids
+    ).values_list(
+        "application_id",
+        "environment_id",
+        "tag_id",
+        "tag__number",
+        "tag__members__module_id",
+        "tag__members__version_id",
+        "tag__members__version__tree_hash",
+    ):
+        tags[application_id, environment_id] = (tag_id, number)
+        if module_id is not None:
+            members[tag_id][module_id] = (version_id, content)
+    running: dict[tuple[int, int], dict[int, tuple[int, str]]] = defaultdict(dict)
+    current = CurrentVersion.objects.filter(
         module__application_id__in=application_ids, environment_id__in=environment_ids
-    ).values_list("module__application_id", "environment_id", "module_id", "version_id"):
-        running[application_id, environment_id][module_id] = version_id
-    members: dict[int, dict[int, int]] = defaultdict(dict)
-    for tag_id, module_id, version_id in TagMember.objects.filter(
-        tag_id__in={tag_id for tag_id, _ in tags.values()}
-    ).values_list("tag_id", "module_id", "version_id"):
-        members[tag_id][module_id] = version_id
+    ).values_list("module__application_id", "environment_id", "module_id", "version_id", "version__tree_hash")
+    for application_id, environment_id, module_id, version_id, content in current:
+        running[application_id, environment_id][module_id] = (version_id, content)
     hotfixed = hooks.hotfix_state().open_hotfixes(application_ids, environment_ids)
 
     rows = []
@@ -117,15 +143,82 @@ def build_rows(applications, environments) -> list[Row]:
         cells = []
         for environment in environments:
             tag_id, number = tags.get((application.pk, environment.pk), (None, None))
-            cells.append(
-                Cell(
-                    environment=environment,
-                    tag_number=number,
-                    modules=running.get((application.pk, environment.pk), {}),
-                    tagged=members.get(tag_id, {}),
-                    open_hotfix=(application.pk, environment.pk) in hotfixed,
-                )
+            cell = Cell(
+                environment=environment,
+                tag_number=None,
+                modules={},
+                tagged={},
+                open_hotfix=(application.pk, environment.pk) in hotfixed,
             )
+            _set_running(cell, running.get((application.pk, environment.pk), {}))
+            if tag_id is not None:
+                _set_tag(cell, tag_id, number, members[tag_id])
+            cells.append(cell)
         gaps = [Gap(cells[i], cells[i + 1]) for i in range(len(cells) - 1)]
         rows.append(Row(application=application, cells=cells, gaps=gaps))
+    _show_tags_of_equal_contents(rows)
     return rows
+
+
+def _set_running(cell: Cell, running: dict[int, tuple[int, str]]) -> None:
+    cell.modules = {module_id: version_id for module_id, (version_id, _) in running.items()}
+    cell.contents = {module_id: content for module_id, (_, content) in running.items()}
+
+
+def _set_tag(cell: Cell, tag_id: int, number: str, members: dict[int, tuple[int, str]]) -> None:
+    cell.tag_id, cell.tag_number = tag_id, number
+    cell.tagged = {module_id: version_id for module_id, (version_id, _) in members.items()}
+    cell.tagged_contents = {module_id: content for module_id, (_, content) in members.items()}
+    cell.__dict__.pop("changed_modules", None)  # Computed against the previous tag.
+
+
+def _show_tags_of_equal_contents(rows: list[Row]) -> None:
+    """A cell that differs from its own tag but runs exactly another tag's contents shows that tag.
+
+    One query, only when some cell differs: every member of the tags (of those
+    applications) that hold the content of a module that differs. When several
+    tags match, the highest number is shown.
+    """
+    differing = [(row.application.pk, cell) for row in rows for cell in row.cells if cell.has_plus]
+    if not differing:
+        return
+    contents = {cell.contents[m] for _, cell in differing for m in cell.changed_modules if m in cell.contents}
+    holding = TagMember.objects.filter(
+        tag__application_id__in={application_id for application_id, _ in differing},
+        version__tree_hash__in=contents,
+    ).values("tag_id")
+    tags: dict[int, dict] = {}  # tag id -> its application, number, order and members
+    for (
+        tag_id,
+        application_id,
+        number,
+        major,
+        minor,
+        patch,
+        module_id,
+        version_id,
+        content,
+    ) in TagMember.objects.filter(tag_id__in=holding).values_list(
+        "tag_id",
+        "tag__application_id",
+        "tag__number",
+        "tag__major",
+        "tag__minor",
+        "tag__patch",
+        "module_id",
+        "version_id",
+        "version__tree_hash",
+    ):
+        tag = tags.setdefault(
+            tag_id,
+            {"application": application_id, "number": number, "order": (major, minor, patch), "members": {}},
+        )
+        tag["members"][module_id] = (version_id, content)
+    newest_first = sorted(tags.items(), key=lambda item: item[1]["order"], reverse=True)
+    for application_id, cell in differing:
+        for tag_id, tag in newest_first:
+            if tag["application"] == application_id and cell.contents == {
+                module_id: content for module_id, (_, content) in tag["members"].items()
+            }:
+                _set_tag(cell, tag_id, tag["number"], tag["members"])
+                break

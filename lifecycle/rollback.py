@@ -85,9 +85,7 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
         members,
         links=effective_links(list(members.keys() | running.keys())),
         module_names=dict(Module.objects.filter(application=application).values_list("pk", "name")),
-        version_numbers=dict(
-            ModuleVersion.objects.filter(module__application=application).values_list("pk", "number")
-        ),
+        versions=findings.numbers_and_contents(ModuleVersion.objects.filter(module__application=application)),
         hotfixed=hotfixed,
         intro=f"Rolling back to {tag.number} undoes the changes made since in {environment.name}",
     )

@@ -9,10 +9,10 @@ when anything changed in between.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from lifecycle import access, hooks
+from lifecycle.archives import DEPENDENCIES_FILE, ArchiveRejected, parse_dependencies
 from lifecycle.fingerprints import fingerprint
 from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors
@@ -22,16 +22,12 @@ from lifecycle.models import (
     ApplicationTag,
     CurrentVersion,
     Environment,
-    EnvironmentTag,
     Module,
     ModuleFile,
     ModuleVersion,
 )
 from lifecycle.pipeline import build_rows
 from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber, suggest_next
-
-# The file in which a module declares the modules it uses: {"uses": ["Catalog", "Payments"]}.
-DEPENDENCIES_FILE = "stageboard.json"
 
 
 class DeploymentRefused(Exception):
@@ -133,18 +129,32 @@ def fingerprint_of(rows, blocked: set[int]) -> str:
     return fingerprint(state)
 
 
-def declared_dependencies(version_ids) -> dict[int, list[str]]:
-    """version id -> names of the modules it declares it uses (in stageboard.json)."""
-    declared = {}
+@dataclass
+class Dependencies:
+    """What the deployed versions declare in their stageboard.json (DEPENDENCIES_FILE)."""
+
+    uses: dict[int, list[str]]  # version id -> names of the modules it uses
+    malformed: set[int]  # versions whose file cannot be read (published before it was checked)
+
+
+def declared_dependencies(version_ids) -> Dependencies:
+    """Read the versions' stageboard.json with the rules publishing applies, never raising."""
+    dependencies = Dependencies({}, set())
     for version_id, data in ModuleFile.objects.filter(
         version_id__in=version_ids, path=DEPENDENCIES_FILE
     ).values_list("version_id", "blob__data"):
         try:
-            uses = json.loads(bytes(data).decode("utf-8")).get("uses", [])
-        except (ValueError, AttributeError):
-            uses = []
-        declared[version_id] = [name for name in uses if isinstance(name, str)]
-    return declared
+            dependencies.uses[version_id] = parse_dependencies(bytes(data))
+        except ArchiveRejected:
+            dependencies.malformed.add(version_id)
+    return dependencies
+
+
+def numbers_and_contents(versions) -> dict[int, tuple[int, str]]:
+    """version id -> (number, tree hash), for a queryset of module versions."""
+    return {
+        pk: (number, content) for pk, number, content in versions.values_list("pk", "number", "tree_hash")
+    }
 
 
 # The findings, one function each. `name` is the application's name, as findings show it.
@@ -178,12 +188,19 @@ def blocked(name: str, target, reason: str | None) -> Finding | None:
     return Finding("blocked", "error", f"{name} is blocked in {target.name}: {reason}", name)
 
 
-def undone_modules(running: dict[int, int], deploying: dict[int, int], links) -> list[int]:
-    """Target modules whose running version is not an ancestor of (or equal to) the one deployed."""
+def undone_modules(
+    running: dict[int, int], deploying: dict[int, int], links, contents: dict[int, str]
+) -> list[int]:
+    """Target modules whose running version is not an ancestor of the one deployed, nor the same content.
+
+    `contents` maps version ids to tree hashes: the same files are never undone.
+    """
     undone = []
     for module_id, target_version in sorted(running.items()):
         new_version = deploying.get(module_id)
         if new_version is None or new_version == target_version:
+            continue
+        if contents.get(target_version, target_version) == contents.get(new_version, new_version):
             continue
         if target_version not in ancestors(new_version, links):
             undone.append(module_id)
@@ -198,23 +215,25 @@ def undoes_changes(
     *,
     links,
     module_names: dict[int, str],
-    version_numbers: dict[int, int],
+    versions: dict[int, tuple[int, str]],
     hotfixed: set[int],
     intro: str = "",
 ) -> Finding | None:
     """Changes in the target that the deployment would replace by versions lacking them.
 
-    `intro` replaces the opening words (a rollback says what it rolls back to).
+    `versions` maps version ids to (number, tree hash). `intro` replaces the
+    opening words (a rollback says what it rolls back to).
     """
+    contents = {pk: content for pk, (_, content) in versions.items()}
     undone = [
         {
             "module": module_names[module_id],
             "module_id": module_id,
-            "target_version": version_numbers.get(running[module_id]),
-            "deployed_version": version_numbers.get(deploying[module_id]),
+            "target_version": versions[running[module_id]][0],
+            "deployed_version": versions[deploying[module_id]][0],
             "hotfix": module_id in hotfixed,
         }
-        for module_id in undone_modules(running, deploying, links)
+        for module_id in undone_modules(running, deploying, links, contents)
     ]
     if not undone:
         return None
@@ -246,7 +265,7 @@ def missing_dependency(
     target,
     deploying: dict[int, int],
     *,
-    declared: dict[int, list[str]],
+    declared: Dependencies,
     will_exist: set[str],
     module_names: dict[int, str],
 ) -> Finding | None:
@@ -255,7 +274,7 @@ def missing_dependency(
         {
             (module_names[module_id], used)
             for module_id, version_id in deploying.items()
-            for used in declared.get(version_id, [])
+            for used in declared.uses.get(version_id, [])
             if used not in will_exist
         }
     )
@@ -272,6 +291,39 @@ def missing_dependency(
     )
 
 
+def malformed_dependencies(
+    name: str,
+    deploying: dict[int, int],
+    *,
+    declared: Dependencies,
+    module_names: dict[int, str],
+    versions: dict[int, tuple[int, str]],
+) -> Finding | None:
+    """Deployed versions whose stageboard.json cannot be read, so their dependencies cannot be checked.
+
+    Publishing refuses such a file; versions published before it did may still hold one.
+    """
+    malformed = [
+        {"module": module_names[module_id], "version": versions[version_id][0]}
+        for module_id, version_id in sorted(deploying.items(), key=lambda item: module_names[item[0]])
+        if version_id in declared.malformed
+    ]
+    if not malformed:
+        return None
+    listed = ", ".join(f"{m['module']} v{m['version']}" for m in malformed)
+    if len(malformed) == 1:
+        problem = f"Cannot check which modules {listed} uses: its {DEPENDENCIES_FILE} is not"
+    else:
+        problem = f"Cannot check which modules {listed} use: their {DEPENDENCIES_FILE} files are not"
+    return Finding(
+        "malformed_dependencies",
+        "error",
+        f'{problem} a JSON object whose "uses" lists module names. Publish a corrected version first.',
+        name,
+        malformed,
+    )
+
+
 @dataclass
 class _Context:
     """Everything `validate` reads once for all applications."""
@@ -280,14 +332,15 @@ class _Context:
     target: Environment
     numbers: dict[int, str]
     taken: dict[int, set[VersionNumber]]
-    tag_ids: dict[int, int]
     module_names: dict[int, str]
     links: dict
-    version_numbers: dict[int, int]
+    versions: dict[int, tuple[int, str]]  # version id -> (number, tree hash)
     hotfixed: set[int]
     blocks: dict[int, str]
-    declared: dict[int, list[str]]
+    declared: Dependencies
     names_in_target: set[str]
+    # Every application of the deployment counts: a module may use one of another application.
+    names_deployed: set[str]
 
 
 def validate(source, target, applications, numbers: dict[int, str] | None = None) -> Validation:
@@ -311,23 +364,16 @@ def _read_context(source, target, applications, rows, numbers) -> _Context:
     ).values_list("application_id", "major", "minor", "patch"):
         taken[application_id].add(VersionNumber(major, minor, patch))
     module_names = dict(Module.objects.filter(application_id__in=application_ids).values_list("pk", "name"))
-    deployed_versions = {v for row in rows for v in row.cells[0].modules.values()}
+    deployed_versions = {v for row in rows for v in deploying(row.cells[0]).values()}
     return _Context(
         source=source,
         target=target,
         numbers=numbers,
         taken=taken,
-        tag_ids=dict(
-            EnvironmentTag.objects.filter(environment=source, application_id__in=application_ids).values_list(
-                "application_id", "tag_id"
-            )
-        ),
         module_names=module_names,
         # One definition of the history graph: a partial merge does not contain its source.
         links=effective_links(module_names),
-        version_numbers=dict(
-            ModuleVersion.objects.filter(module_id__in=module_names).values_list("pk", "number")
-        ),
+        versions=numbers_and_contents(ModuleVersion.objects.filter(module_id__in=module_names)),
         hotfixed={
             module_id for _, module_id in hooks.hotfix_state().hotfixed_modules(application_ids, [target.pk])
         },
@@ -340,7 +386,20 @@ def _read_context(source, target, applications, rows, numbers) -> _Context:
         names_in_target=set(
             CurrentVersion.objects.filter(environment=target).values_list("module__name", flat=True)
         ),
+        names_deployed={module_names[m] for row in rows for m in deploying(row.cells[0])},
     )
+
+
+def deploying(source_cell) -> dict[int, int]:
+    """module id -> the version a deployment from this cell makes current in the target.
+
+    With `+`, the source's own versions (tagged first). Without, the tag shown is
+    deployed as it is: its versions, whose contents the source runs (maybe under
+    other version ids, after a merge brought it to exactly that tag's files).
+    """
+    if source_cell.has_plus or not source_cell.modules:
+        return dict(source_cell.modules)
+    return dict(source_cell.tagged)
 
 
 def _plan_item(row, context: _Context) -> ItemPlan:
@@ -355,11 +414,12 @@ def _plan_item(row, context: _Context) -> ItemPlan:
     if needs_tag:
         number = (context.numbers.get(application.pk) or suggested).strip()
         findings.append(version_number(name, number, taken))
-    deploying = dict(source_cell.modules)
-    findings.append(empty_source(name, source, deploying))
+    versions = deploying(source_cell)
+    findings.append(empty_source(name, source, versions))
+    # Compared by content: the same files under other version ids are nothing to deploy.
     if (
-        deploying
-        and deploying == target_cell.modules
+        versions
+        and source_cell.contents == target_cell.contents
         and not needs_tag
         and source_cell.tag_number == target_cell.tag_number
     ):
@@ -372,10 +432,10 @@ def _plan_item(row, context: _Context) -> ItemPlan:
             name,
             target,
             target_cell.modules,
-            deploying,
+            versions,
             links=context.links,
             module_names=context.module_names,
-            version_numbers=context.version_numbers,
+            versions=context.versions,
             hotfixed=context.hotfixed,
         )
     )
@@ -383,12 +443,21 @@ def _plan_item(row, context: _Context) -> ItemPlan:
     if valid_number:
         findings.append(downgrade(name, target, target_cell.tag_number, number))
     findings.append(
+        malformed_dependencies(
+            name,
+            versions,
+            declared=context.declared,
+            module_names=context.module_names,
+            versions=context.versions,
+        )
+    )
+    findings.append(
         missing_dependency(
             name,
             target,
-            deploying,
+            versions,
             declared=context.declared,
-            will_exist=context.names_in_target | {context.module_names[m] for m in deploying},
+            will_exist=context.names_in_target | context.names_deployed,
             module_names=context.module_names,
         )
     )
@@ -399,7 +468,7 @@ def _plan_item(row, context: _Context) -> ItemPlan:
         needs_tag=needs_tag,
         number=number,
         suggested=suggested,
-        tag_id=None if needs_tag else context.tag_ids.get(application.pk),
-        versions=deploying,
+        tag_id=None if needs_tag else source_cell.tag_id,
+        versions=versions,
         findings=[finding for finding in findings if finding is not None],
     )

@@ -203,3 +203,17 @@ def test_it_needs_deploy_anyway_from_a_full_user(environments, developer, releas
     run_deployment(deployment.pk)
     deployment.refresh_from_db()
     assert deployment.status == Deployment.Status.WARNINGS and deployment.deploy_anyway
+
+
+def test_a_dependency_on_another_application_deployed_together_is_not_missing(environments):
+    """Issue 9, item 15: modules of every application in the deployment will exist in the target."""
+    dev, qa, _, _ = environments
+    shop, (web,) = make_application("Shop", ["Web"])
+    pay, (payments,) = make_application("Pay", ["Payments"])
+    publish_files(payments, dev, {"pay.py": "x"})
+    publish_files(web, dev, {"web.py": "x", "stageboard.json": '{"uses": ["Pay-Payments"]}'})
+
+    validation = validate(dev, qa, [shop, pay])
+    assert [codes(item) for item in validation.items] == [[], []]
+    # Deployed alone, Shop still misses it.
+    assert "missing_dependency" in codes(item_of(validate(dev, qa, [shop])))
