@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 from hotfixes.comparing import compare_application, file_diff, load_inline_diffs
 from hotfixes.engine.linediff import diff_lines
 from hotfixes.engine.treediff import diff_trees
-from lifecycle import access
+from lifecycle import access, visibility
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
 from lifecycle.models import AccessLevel, Application, Blob, Environment, Module
 from lifecycle.request_values import parse_id
@@ -56,10 +56,11 @@ def compare_file(request: HtmxHttpRequest):
     """One file's changes on one side since the merge base, for a diff too large to show inline."""
     application, source, target = _comparison_for(request)
     module = get_object_or_404(Module, pk=_id(request.GET, "module"), application=application)
-    version = get_object_or_404(module.versions, number=_id(request.GET, "version"))
-    # No base: the two sides share no history, and the file is measured from nothing.
+    version = visibility.visible_version(request.user, module, _id(request.GET, "version"))
+    # No base: the two sides share no history, and the file is measured from nothing. A base the
+    # user may not see is shown only when it is the merge base of the two environments compared.
     base = (
-        get_object_or_404(module.versions, number=_id(request.GET, "base"))
+        visibility.comparison_base(request.user, module, source, target, _id(request.GET, "base"))
         if request.GET.get("base")
         else None
     )
@@ -88,8 +89,8 @@ def version_diff(request: HtmxHttpRequest, module_id: int, old: int, new: int):
     module = get_object_or_404(Module.objects.select_related("application"), pk=module_id)
     if not access.visible_environments(request.user):
         raise PermissionDenied("You have no access to any environment.")
-    before = get_object_or_404(module.versions, number=old)
-    after = get_object_or_404(module.versions, number=new)
+    before = visibility.visible_version(request.user, module, old)
+    after = visibility.visible_version(request.user, module, new)
     # The engine's diffs: equal content hashes are skipped, only changed files' content is read.
     changes = diff_trees(before.manifest(), after.manifest())
     wanted = {digest for change in changes for digest in (change.old_hash, change.new_hash) if digest}

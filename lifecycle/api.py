@@ -15,13 +15,13 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.urls import reverse
-from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
-from lifecycle import access, hooks, tokens
-from lifecycle.archives import ArchiveRejected, human_bytes, read_archive, write_archive
+from lifecycle import access, hooks, tokens, visibility
+from lifecycle.archives import ArchiveRejected, human_bytes, read_archive
+from lifecycle.downloads import version_zip
 from lifecycle.models import AccessLevel, Application, CurrentVersion, Environment, Module, ModuleVersion
 from lifecycle.pipeline import build_rows
 from lifecycle.publishing import StaleEdit, content_limits, publish
@@ -121,27 +121,19 @@ def _environment(name: str) -> Environment:
     return environment
 
 
-def _require_module_view(user, module: Module) -> None:
-    """Downloading a version by number needs view access where the module's application runs."""
-    running_in = set(
-        CurrentVersion.objects.filter(module__application_id=module.application_id).values_list(
-            "environment_id", flat=True
-        )
-    )
-    levels = access.levels_for(user)
-    if not any(levels.get(environment_id, 0) >= AccessLevel.VIEW for environment_id in running_in):
+def _require_module_view(user) -> None:
+    """Downloading a version by number needs view access to some environment, as every page does.
+
+    Which versions it may download is lifecycle.visibility's rule; one it may not see answers 404.
+    """
+    if not access.levels_for(user):
         raise PermissionDenied(
-            f"You need view access to an environment where {module.application.name} runs "
-            f"to download {module.name}."
+            "You have no access to any environment yet. Ask an administrator to add you to a group."
         )
 
 
 def _zip_response(module: Module, version: ModuleVersion) -> HttpResponse:
-    files = {row.path: bytes(row.blob.data) for row in version.files.select_related("blob")}
-    response = HttpResponse(write_archive(files), content_type="application/zip")
-    response["Content-Disposition"] = content_disposition_header(
-        as_attachment=True, filename=f"{module.name}-v{version.number}.zip"
-    )
+    response = version_zip(module, version)
     # Lets a script publish its edit with ?base_version= and learn if someone published meanwhile.
     response["Stageboard-Module-Version"] = str(version.number)
     return response
@@ -284,10 +276,11 @@ def publish_version(request, module_name: str, environment_name: str):
 @api_view("GET")
 def version_archive(request, module_name: str, number: int):
     module = _module(module_name)
-    _require_module_view(request.user, module)
-    version = module.versions.filter(number=number).first()
-    if version is None:
-        raise ApiError(404, "not_found", f"{module.name} has no version {number}.")
+    _require_module_view(request.user)
+    try:
+        version = visibility.visible_version(request.user, module, number)
+    except Http404 as error:
+        raise ApiError(404, "not_found", str(error)) from None
     return _zip_response(module, version)
 
 

@@ -10,8 +10,9 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_POST
 
-from lifecycle import access, hooks
-from lifecycle.archives import ArchiveRejected, human_bytes, read_archive, write_archive
+from lifecycle import access, hooks, visibility
+from lifecycle.archives import ArchiveRejected, human_bytes, read_archive
+from lifecycle.downloads import version_zip
 from lifecycle.editing import (
     DraftError,
     StaleDraft,
@@ -54,6 +55,7 @@ from lifecycle.models import (
 )
 from lifecycle.pipeline import build_rows
 from lifecycle.publishing import StaleEdit, content_limits, publish
+from lifecycle.request_values import parse_id
 
 GRID_FILTERS = {"": "All", "differences": "With differences", "hotfixes": "With open hotfixes"}
 
@@ -182,16 +184,18 @@ def _render_module(request, module, environment, *, upload_form=None, upload_err
         .select_related("version")
         .first()
     )
+    # Only the versions the user may see (lifecycle.visibility), in one query whatever their number.
     versions = list(
-        module.versions.select_related("created_by", "published_in", "parent", "merged_from").order_by(
-            "-number"
-        )
+        visibility.visible_versions(request.user, module)
+        .select_related("created_by", "published_in", "parent", "merged_from")
+        .order_by("-number")
     )
     by_number = {version.number: version for version in versions}
-    try:
-        wanted = int(request.GET.get("version", ""))
-    except ValueError:
-        wanted = None
+    _hide_unseen_links(request.user, versions)
+    wanted = parse_id(request.GET.get("version", ""))
+    if wanted is not None and wanted not in by_number:
+        # Hidden or missing alike, so that a hidden version's existence is not confirmed.
+        raise Http404(f"{module.name} has no version {wanted} that you can see.")
     selected = by_number.get(wanted) or (current.version if current else None)
     files = (
         list(selected.files.values("path", "blob_id", "blob__size", "blob__is_binary")) if selected else []
@@ -213,6 +217,19 @@ def _render_module(request, module, environment, *, upload_form=None, upload_err
     return render(request, page_or_partial(request, "lifecycle/module.html", "file"), context, status=status)
 
 
+def _hide_unseen_links(user, versions):
+    """What the history shows of each version's relatives: only versions and environments the user sees.
+
+    A merge's source or a version's parent may be a version the user may not see (a Production hotfix
+    merged back), and a visible version may have been published where the user has no access.
+    """
+    shown = {version.pk for version in versions}
+    levels = access.levels_for(user)
+    for version in versions:
+        version.shown_parent = version.parent if version.parent_id in shown else None
+        version.shown_merged_from = version.merged_from if version.merged_from_id in shown else None
+        version.shown_published_in = version.published_in if version.published_in_id in levels else None
+
 @login_required
 @require_GET
 def module_detail(request: HtmxHttpRequest, module_id: int, environment_id: int):
@@ -224,11 +241,7 @@ def module_detail(request: HtmxHttpRequest, module_id: int, environment_id: int)
 @require_GET
 def module_download(request: HtmxHttpRequest, module_id: int, environment_id: int, number: int):
     module, environment = _module_for(request.user, module_id, environment_id, AccessLevel.VIEW)
-    version = get_object_or_404(module.versions, number=number)
-    files = {row.path: bytes(row.blob.data) for row in version.files.select_related("blob")}
-    response = HttpResponse(write_archive(files), content_type="application/zip")
-    response["Content-Disposition"] = f'attachment; filename="{module.name}-v{version.number}.zip"'
-    return response
+    return version_zip(module, visibility.visible_version(request.user, module, number))
 
 
 @login_required
@@ -278,12 +291,15 @@ def _report_publish(request, module, environment, result):
 # The editor.
 
 
-def _production_mismatch(module, environment):
-    """The seed advises hotfixing in an environment synchronised with Production: say so when it is not."""
+def _production_mismatch(user, module, environment):
+    """The seed advises hotfixing in an environment synchronised with Production: say so when it is not.
+
+    Only to a user who may view Production: what runs there is not for anyone else to learn.
+    """
     if environment.is_production or environment.is_first():
         return None
     production = Environment.objects.filter(is_production=True).first()
-    if production is None:
+    if production is None or not access.can(user, production, AccessLevel.VIEW):
         return None
     here, there = build_rows([module.application], [environment, production])[0].cells
     if here.modules == there.modules:
@@ -345,7 +361,7 @@ def _draft_context(request, draft, path, content, comment):
         "statuses": statuses,
         "editing": editing,
         "stale": current if stale else None,
-        "mismatch": _production_mismatch(draft.module, draft.environment),
+        "mismatch": _production_mismatch(request.user, draft.module, draft.environment),
         "comment": draft.comment if comment is None else comment,
         "changed": sum(1 for status in statuses.values() if status),
         "max_file_bytes": content_limits().max_file_bytes,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from lifecycle import access
+from lifecycle import access, visibility
 from lifecycle.archives import write_archive
 from lifecycle.cli import EXIT_BAD_INPUT, EXIT_FORBIDDEN, EXIT_NOT_FOUND, find_target
 from lifecycle.models import AccessLevel, CurrentVersion
@@ -40,7 +40,8 @@ class Command(BaseCommand):
                 )
             version = current.version
         else:
-            version = module.versions.filter(number=number).first()
+            # Only a version the user may see (lifecycle.visibility); any other is "no version N".
+            version = visibility.visible_versions(user, module).filter(number=number).first()
             if version is None:
                 raise CommandError(f"{module.name} has no version {number}.", returncode=EXIT_NOT_FOUND)
         files = {row.path: bytes(row.blob.data) for row in version.files.select_related("blob")}
