@@ -6,6 +6,7 @@ published in, or has ever been current in, an environment they can view. Anythin
 """
 
 import io
+import re
 import zipfile
 from email.message import Message
 from types import SimpleNamespace
@@ -313,3 +314,32 @@ def test_every_download_is_a_private_attachment_named_safely(environments, clien
         assert params[0] == ("attachment", "") and len(params) == 2, (way, header)
         if not name.isascii():
             assert header.startswith("attachment; filename*=utf-8''"), (way, header)
+
+
+# Item 28: the diff page single-spaced, and version links a screen reader can tell apart.
+
+
+def test_the_diff_page_puts_each_line_on_one_line(world, client, viewer):
+    released = f"# {world.module.name}\nprint('hello')\n"
+    publish_files(world.module, world.dev, {"main.py": released + "print('more')\n"})  # v3
+    client.force_login(viewer)
+    html = client.get(reverse("hotfixes:diff", args=[world.module.pk, 1, 3])).content.decode()
+    diff = re.search(r'<pre class="diff">(.*?)</pre>', html, re.S).group(1)
+    # Hunk headers and changed lines are display:block: a newline after one renders an empty line.
+    assert not re.search(r'<span class="diff-(hunk|add|del)">[^<]*</span>\s', diff)
+    assert '<span class="diff-add">+print(&#x27;more&#x27;)</span>' in diff
+    # Unchanged lines are inline: each ends with its own newline.
+    assert "<span> print(&#x27;hello&#x27;)</span>\n" in diff
+
+
+def test_each_version_link_says_module_version_and_environment(world, client, viewer):
+    client.force_login(viewer)
+    html = client.get(reverse("lifecycle:application", args=[world.application.pk])).content.decode()
+    links = re.findall(r'<td class="module-version">\s*<a [^>]*>(.*?)</a>', html, re.S)
+    names = [" ".join(re.sub(r"<[^>]+>", "", link).split()) for link in links]
+    assert names == [
+        "Shop-Cart v1 in Development",
+        "Shop-Cart v1 in Quality Assurance",
+        "Shop-Cart v1 in Pre-Production",
+        "Shop-Cart v2 in Production",
+    ]
