@@ -33,7 +33,7 @@ from lifecycle.models import (
     TagMember,
 )
 from lifecycle.tagging import taken_numbers
-from lifecycle.version_numbers import VersionNumber, suggest_next
+from lifecycle.version_numbers import VersionNumber
 
 
 class RollbackError(ValueError):
@@ -67,7 +67,7 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
     current = EnvironmentTag.objects.filter(environment=environment, application=application).first()
     taken = taken_numbers(application)
     base = current.tag.version_number if current else tag.version_number
-    suggested = str(suggest_next(base, taken, hotfix=not environment.is_first()))
+    suggested, none_left = findings.suggest(base, taken, hotfix=not environment.is_first())
     number = (number_text or suggested).strip()
     plan = RollbackPlan(number=number, suggested=suggested)
     name = application.name
@@ -92,7 +92,7 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
     plan.findings = [
         finding
         for finding in (
-            findings.version_number(name, number, taken),
+            findings.version_number(name, number, taken, none_left=none_left),
             findings.blocked(name, environment, block.reason if block else None),
             findings.nothing_to_deploy(
                 name, f"{environment.name} already runs {tag.number}'s modules.", severity="error"

@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 # Non-negative integers without leading zeros; at most nine digits so that
 # every part fits a 32-bit database integer.
 _PART = r"(0|[1-9][0-9]{0,8})"
+LARGEST_PART = 999_999_999
 _PATTERN = re.compile(rf"{_PART}\.{_PART}(?:\.{_PART})?")
 
 
 class InvalidVersionNumber(ValueError):
     pass
+
+
+class NoNumberLeft(InvalidVersionNumber):
+    """Every part of the number is already at its largest: nothing valid comes after it."""
 
 
 @dataclass(frozen=True, order=True)
@@ -47,10 +52,21 @@ class VersionNumber:
         return f"{self.major}.{self.minor}"
 
     def next_minor(self) -> VersionNumber:
-        return VersionNumber(self.major, self.minor + 1)
+        """The next MAJOR.MINOR; past the largest minor, the next major (0.999999999 -> 1.0)."""
+        if self.minor < LARGEST_PART:
+            return VersionNumber(self.major, self.minor + 1)
+        if self.major < LARGEST_PART:
+            return VersionNumber(self.major + 1, 0)
+        raise NoNumberLeft(
+            f"No version number is left after {self}: every part is at its largest, "
+            f"{LARGEST_PART}. Type a number that is not taken."
+        )
 
     def next_patch(self) -> VersionNumber:
-        return VersionNumber(self.major, self.minor, self.patch + 1, has_patch=True)
+        """The next hotfix number; past the largest patch, the next minor (0.3.999999999 -> 0.4)."""
+        if self.patch < LARGEST_PART:
+            return VersionNumber(self.major, self.minor, self.patch + 1, has_patch=True)
+        return self.next_minor()
 
 
 def suggest_next(current: VersionNumber | None, taken: set[VersionNumber], *, hotfix: bool) -> VersionNumber:
@@ -58,7 +74,9 @@ def suggest_next(current: VersionNumber | None, taken: set[VersionNumber], *, ho
 
     In the first environment the next minor (0.4 -> 0.5); elsewhere, where a
     change is a hotfix, a third number on the current tag (0.3 -> 0.3.1,
-    0.3.1 -> 0.3.2). Numbers already taken are skipped.
+    0.3.1 -> 0.3.2). Numbers already taken are skipped. A part at its largest
+    carries into the next one, so the suggestion always parses; NoNumberLeft
+    when nothing comes after.
     """
     if current is None:
         candidate = VersionNumber(0, 1)

@@ -157,11 +157,16 @@ def run_deployment(deployment_id: int) -> Deployment:
         what = "Tagged and deployed" if item.tagged else "Deployed"
         _log(
             deployment,
-            f"{what} {item.application.name} {item.tag.number}: {item.modules_changed} module(s) switched.",
+            f"{what} {item.application.name} {item.tag.number}: {modules(item.modules_changed)} switched.",
         )
     warnings = any(f["severity"] in ("warning", "confirm") for f in deployment.findings)
     status = Deployment.Status.WARNINGS if warnings else Deployment.Status.FINISHED
     return _finish(deployment, status, "Finished with warnings." if warnings else "Finished.")
+
+
+def modules(count: int) -> str:
+    """ "1 module", "2 modules": log lines read as sentences."""
+    return f"{count} module" if count == 1 else f"{count} modules"
 
 
 def _switcher(deployment):

@@ -27,7 +27,7 @@ from lifecycle.models import (
     ModuleVersion,
 )
 from lifecycle.pipeline import build_rows
-from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber, suggest_next
+from lifecycle.version_numbers import InvalidVersionNumber, NoNumberLeft, VersionNumber, suggest_next
 
 
 class DeploymentRefused(Exception):
@@ -160,8 +160,23 @@ def numbers_and_contents(versions) -> dict[int, tuple[int, str]]:
 # The findings, one function each. `name` is the application's name, as findings show it.
 
 
-def version_number(name: str, number: str, taken: set[VersionNumber]) -> Finding | None:
-    """A new tag's number must be valid and free in the application."""
+def suggest(current: VersionNumber | None, taken: set[VersionNumber], *, hotfix: bool) -> tuple[str, str]:
+    """The number to suggest for a new tag, or "" and why there is none (every part at its largest)."""
+    try:
+        return str(suggest_next(current, taken, hotfix=hotfix)), ""
+    except NoNumberLeft as error:
+        return "", str(error)
+
+
+def version_number(
+    name: str, number: str, taken: set[VersionNumber], *, none_left: str = ""
+) -> Finding | None:
+    """A new tag's number must be valid and free in the application.
+
+    `none_left` says why no number was suggested, for when the user typed none either.
+    """
+    if not number and none_left:
+        return Finding("invalid_number", "error", none_left, name)
     try:
         parsed = VersionNumber.parse(number)
     except InvalidVersionNumber as error:
@@ -243,7 +258,11 @@ def undoes_changes(
         (intro or f"This deployment would undo changes in {target.name}")
         + f"{detail}: "
         + ", ".join(f"{m['module']} v{m['target_version']}" for m in undone)
-        + " would be replaced by versions that do not contain them."
+        + (
+            " would be replaced by a version that does not contain it."
+            if len(undone) == 1
+            else " would be replaced by versions that do not contain them."
+        )
     )
     return Finding("undoes_changes", "confirm", message, name, undone)
 
@@ -407,13 +426,13 @@ def _plan_item(row, context: _Context) -> ItemPlan:
     source, target, name = context.source, context.target, application.name
     current = VersionNumber.parse(source_cell.tag_number) if source_cell.tag_number else None
     taken = context.taken[application.pk]
-    suggested = str(suggest_next(current, taken, hotfix=not source.is_first()))
+    suggested, none_left = suggest(current, taken, hotfix=not source.is_first())
     needs_tag = source_cell.has_plus
     number = source_cell.tag_number or ""
     findings: list[Finding | None] = []
     if needs_tag:
         number = (context.numbers.get(application.pk) or suggested).strip()
-        findings.append(version_number(name, number, taken))
+        findings.append(version_number(name, number, taken, none_left=none_left))
     versions = deploying(source_cell)
     findings.append(empty_source(name, source, versions))
     # Compared by content: the same files under other version ids are nothing to deploy.

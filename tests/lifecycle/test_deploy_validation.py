@@ -217,3 +217,44 @@ def test_a_dependency_on_another_application_deployed_together_is_not_missing(en
     assert [codes(item) for item in validation.items] == [[], []]
     # Deployed alone, Shop still misses it.
     assert "missing_dependency" in codes(item_of(validate(dev, qa, [shop])))
+
+
+def test_it_never_suggests_a_number_the_parser_refuses(environments):
+    """Issue 9, item 28: after 0.999999999 comes 1.0, not 0.1000000000."""
+    dev, qa, _, _ = environments
+    application, (core,), _ = released_application("Shop", environments, number="0.999999999")
+    publish_files(core, dev, {"main.py": "dev work"})
+    item = item_of(validate(dev, qa, [application]))
+    assert item.suggested == "1.0" and item.action_label == "Tag & Deploy 1.0"
+    assert not item.has_errors
+
+
+def test_it_says_so_when_no_number_is_left(environments):
+    dev, qa, _, _ = environments
+    application, (core,), _ = released_application("Shop", environments, number="999999999.999999999")
+    publish_files(core, dev, {"main.py": "dev work"})
+    item = item_of(validate(dev, qa, [application]))
+    assert item.suggested == ""
+    (finding,) = item.findings
+    assert finding.code == "invalid_number" and "No version number is left after" in finding.message
+    # A number typed by the user is still checked as usual.
+    typed = item_of(validate(dev, qa, [application], {application.pk: "0.5"}))
+    assert [f.code for f in typed.findings] == ["downgrade"]
+
+
+def test_findings_and_log_lines_count_in_good_english(environments, release_manager):
+    """Issue 9, item 28: "1 module switched", not "1 module(s) switched"."""
+    dev, qa, pre, prod = environments
+    application, (cart,), _ = released_application("eCommerce", environments, ("Cart",))
+    publish_files(cart, pre, {"main.py": "fixed"}, user=release_manager)
+    validation = validate(pre, prod, [application])
+    deployment = start_deployment(
+        pre, prod, [application], user=release_manager, fingerprint=validation.fingerprint
+    )
+    run_deployment(deployment.pk)
+    lines = list(deployment.log_lines.values_list("message", flat=True))
+    assert "Tagged and deployed eCommerce 0.3.1: 1 module switched." in lines
+
+    publish_files(cart, qa, {"main.py": "qa hotfix"})
+    (undo,) = [f for f in item_of(validate(dev, qa, [application])).findings if f.code == "undoes_changes"]
+    assert undo.message.endswith("would be replaced by a version that does not contain it.")

@@ -1,6 +1,6 @@
 import pytest
 
-from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber, suggest_next
+from lifecycle.version_numbers import InvalidVersionNumber, NoNumberLeft, VersionNumber, suggest_next
 
 
 @pytest.mark.parametrize(
@@ -80,3 +80,36 @@ def test_it_suggests_the_next_number(current, taken, hotfix, expected):
     current_number = VersionNumber.parse(current) if current else None
     taken_numbers = {VersionNumber.parse(t) for t in taken}
     assert str(suggest_next(current_number, taken_numbers, hotfix=hotfix)) == expected
+
+
+# Issue 9, item 28: a suggestion is always a number the parser accepts.
+
+
+@pytest.mark.parametrize(
+    ("current", "taken", "hotfix", "expected"),
+    [
+        ("0.999999999", [], False, "1.0"),
+        ("0.999999998", ["0.999999999"], False, "1.0"),
+        ("0.999999999", ["1.0"], False, "1.1"),
+        ("0.3.999999999", [], True, "0.4"),
+        ("0.3.999999998", ["0.3.999999999", "0.4"], True, "0.4.1"),
+        ("0.999999999.999999999", [], True, "1.0"),
+        ("999999998.999999999", [], False, "999999999.0"),
+    ],
+)
+def test_it_carries_past_the_largest_part_instead_of_suggesting_an_invalid_number(
+    current, taken, hotfix, expected
+):
+    taken_numbers = {VersionNumber.parse(t) for t in taken}
+    suggested = suggest_next(VersionNumber.parse(current), taken_numbers, hotfix=hotfix)
+    assert str(suggested) == expected
+    assert VersionNumber.parse(str(suggested)) == suggested
+
+
+@pytest.mark.parametrize(
+    ("current", "hotfix"), [("999999999.999999999", False), ("999999999.999999999.999999999", True)]
+)
+def test_it_says_clearly_when_no_number_is_left(current, hotfix):
+    with pytest.raises(NoNumberLeft, match="No version number is left after 999999999.999999999"):
+        suggest_next(VersionNumber.parse(current), set(), hotfix=hotfix)
+    assert issubclass(NoNumberLeft, InvalidVersionNumber)
