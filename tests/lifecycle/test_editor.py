@@ -425,3 +425,13 @@ def test_it_refuses_a_file_over_the_limit_and_keeps_the_text(client, developer, 
     assert response.status_code == 422
     html = response.content.decode()
     assert "over the limit of 1000 bytes per file" in html and "y" * 1001 in html
+
+
+def test_it_downloads_only_files_of_the_users_own_draft(client, developer, viewer, environments, cart):
+    dev = environments[0]
+    client.force_login(developer)
+    download = client.get(url("editor", cart, dev), {"download": "cart.py"})
+    assert download.status_code == 200 and download.content == CART.encode()
+    assert client.get(url("editor", cart, dev), {"download": "nope.py"}).status_code == 404
+    client.force_login(viewer)
+    assert client.get(url("editor", cart, dev), {"download": "cart.py"}).status_code == 403
