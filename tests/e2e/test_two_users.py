@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from playwright.sync_api import expect
 
@@ -110,8 +111,6 @@ def fix_cart_in_pre_production(world):
 
 
 def world_user(username):
-    from django.contrib.auth.models import User
-
     return User.objects.get(username=username)
 
 
