@@ -230,6 +230,7 @@ def _hide_unseen_links(user, versions):
         version.shown_merged_from = version.merged_from if version.merged_from_id in shown else None
         version.shown_published_in = version.published_in if version.published_in_id in levels else None
 
+
 @login_required
 @require_GET
 def module_detail(request: HtmxHttpRequest, module_id: int, environment_id: int):
@@ -349,7 +350,9 @@ def _draft_context(request, draft, path, content, comment):
     statuses = file_statuses(draft, base)
     path = path if path is not None else request.GET.get("path", "")
     if path not in draft.manifest:
-        path = next(iter(sorted(draft.manifest)), "")
+        # With no file asked for, open the first one the draft changed: that is the work to see.
+        changed = [p for p, status in statuses.items() if status in ("added", "changed")]
+        path = next(iter(changed or sorted(draft.manifest)), "")
     editing = _file_in_draft(draft, path, content) if path else None
     current = (
         CurrentVersion.objects.filter(module=draft.module, environment=draft.environment)
