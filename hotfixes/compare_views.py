@@ -44,8 +44,8 @@ def compare(request: HtmxHttpRequest):
         "target": target,
         "comparison": comparison,
         "environments": access.visible_environments(request.user),
-        "can_merge_into_target": access.can(request.user, target, AccessLevel.PUBLISH),
-        "can_merge_into_source": access.can(request.user, source, AccessLevel.PUBLISH),
+        # Only the backward merge is offered: from the later environment into the earlier.
+        "can_merge_backward": access.can(request.user, comparison.earlier, AccessLevel.PUBLISH),
     }
     return render(request, page_or_partial(request, "hotfixes/compare.html", "comparison"), context)
 

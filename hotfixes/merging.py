@@ -6,6 +6,12 @@ the source's changes into the target's files. The user then chooses which
 source changes to take (whole module, file or hunk), resolves conflicts, and
 `perform` publishes the results into the target as new module versions whose
 parent is the target's version and whose merged-from is the source's.
+
+Merging goes backward only: from a later environment (higher position) into an
+earlier one. Changes move forward only by Tag & Deploy, which tags them and
+checks deploy access, blocks and the regression guard; a forward merge would
+skip all of that, and its merged-from link would make every later check believe
+the later environment holds work it never received through a deployment.
 """
 
 from __future__ import annotations
@@ -16,14 +22,26 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from hotfixes.engine.treemerge import MergedTree, Selection, TreeMerge, apply, merge_trees
+from hotfixes.engine.treemerge import (
+    BaseConflict,
+    MergedTree,
+    Selection,
+    TreeMerge,
+    apply,
+    merge_bases_trees,
+    merge_trees,
+)
 from hotfixes.models import Hotfix, Merge, MergeItem
 from lifecycle import access, audit
+from lifecycle.archives import ArchiveRejected, check_files
 from lifecycle.fingerprints import fingerprint as fingerprint_of_state
 from lifecycle.history import effective_links
-from lifecycle.history_graph import ancestors, merge_base
+from lifecycle.history_graph import ancestors, merge_bases, merged_base
 from lifecycle.models import AccessLevel, AuditEvent, Blob, CurrentVersion, Module, ModuleFile, ModuleVersion
-from lifecycle.publishing import StaleEdit, publish
+from lifecycle.publishing import StaleEdit, content_limits, publish
+from lifecycle.snapshots import content_hash
+
+MAX_COMMENT = 2000  # As every comment in the console.
 
 
 class StaleMerge(Exception):
@@ -34,13 +52,35 @@ class MergeError(ValueError):
     """A merge that cannot be published; the message says why."""
 
 
+class MergeDirectionError(MergeError):
+    """A merge that does not go backward: into the same environment, or into a later one."""
+
+
+def check_direction(source, target) -> None:
+    """Refuse (MergeDirectionError) unless `source` comes after `target` in the pipeline."""
+    if source.pk == target.pk:
+        raise MergeDirectionError(
+            f"{source.name} cannot be merged into itself: choose an earlier environment. Nothing was merged."
+        )
+    if (source.position, source.pk) < (target.position, target.pk):
+        raise MergeDirectionError(
+            f"Merging goes backward only: {source.name} comes before {target.name}, so its changes reach "
+            f"{target.name} by Tag & Deploy, never by a merge. Nothing was merged."
+        )
+
+
 @dataclass
 class ModuleMerge:
     module: Module
-    base: ModuleVersion | None
+    bases: list[ModuleVersion]  # the nearest common ancestors: none, one, or several after criss-cross merges
     target: ModuleVersion | None
     source: ModuleVersion
     tree: TreeMerge
+
+    @property
+    def base(self) -> ModuleVersion | None:
+        """The merge base; None without common history, or when several were merged into a virtual one."""
+        return self.bases[0] if len(self.bases) == 1 else None
 
     @property
     def files(self):
@@ -80,7 +120,12 @@ class Outcome:
 
 
 def prepare(application, source, target, module_ids=None) -> PreparedMerge:
-    """Three-way merge every module whose source version the target does not contain yet."""
+    """Three-way merge every module whose source version the target does not contain yet.
+
+    Refuses a merge that does not go backward (MergeDirectionError), and a module
+    whose several merge bases conflict with each other (MergeError).
+    """
+    check_direction(source, target)
     rows = CurrentVersion.objects.filter(
         module__application=application, environment__in=[source, target]
     ).select_related("version", "module")
@@ -92,53 +137,65 @@ def prepare(application, source, target, module_ids=None) -> PreparedMerge:
         sides[row.module_id]["source" if row.environment_id == source.pk else "target"] = row.version
         modules[row.module_id] = row.module
     links = effective_links(list(modules))
-    pending = []
+    pending = []  # (module, merge base ids, target version, source version)
     for module_id, versions in sides.items():
         source_version, target_version = versions.get("source"), versions.get("target")
         if source_version is None:
             continue  # Only in the target: nothing to take from the source.
         if target_version is not None and source_version.pk in ancestors(target_version.pk, links):
             continue  # The target already contains every change of the source.
-        base_id = merge_base(target_version.pk, source_version.pk, links) if target_version else None
-        pending.append((modules[module_id], base_id, target_version, source_version))
+        bases = sorted(merge_bases(target_version.pk, source_version.pk, links)) if target_version else []
+        pending.append((modules[module_id], bases, target_version, source_version))
 
-    version_ids = {v for _, base, t, s in pending for v in (base, t and t.pk, s.pk) if v}
-    manifests = defaultdict(dict)
-    for version_id, path, digest in ModuleFile.objects.filter(version_id__in=version_ids).values_list(
-        "version_id", "path", "blob_id"
-    ):
-        manifests[version_id][path] = digest
-    bases = ModuleVersion.objects.in_bulk({base for _, base, _, _ in pending if base})
-    # Read in one query the contents the engine needs: files where both sides differ from each other.
-    needed = set()
-    for _, base, target_version, source_version in pending:
-        b, t, s = (
-            manifests[base] if base else {},
-            manifests[target_version.pk] if target_version else {},
-            manifests[source_version.pk],
-        )
-        for path in b.keys() | t.keys() | s.keys():
-            if s.get(path) not in (t.get(path), b.get(path)):
-                needed.update(digest for digest in (b.get(path), t.get(path), s.get(path)) if digest)
-    contents = {
-        digest: bytes(data)
-        for digest, data in Blob.objects.filter(hash__in=needed).values_list("hash", "data")
-    }
+    manifests = _manifests({v for _, bases, t, s in pending for v in (*bases, t and t.pk, s.pk) if v})
+    base_versions = ModuleVersion.objects.in_bulk({base for _, bases, _, _ in pending for base in bases})
+    contents: dict[str, bytes] = {}
 
     def read(digest):
         if digest not in contents:
             contents[digest] = bytes(Blob.objects.get(hash=digest).data)
         return contents[digest]
 
-    merges = []
-    for module, base, target_version, source_version in sorted(pending, key=lambda item: item[0].name):
-        tree = merge_trees(
-            manifests[base] if base else {},
-            manifests[target_version.pk] if target_version else {},
-            manifests[source_version.pk],
-            read,
+    sided = []  # (module, base versions, base manifest, target manifest, target version, source version)
+    for module, bases, target_version, source_version in pending:
+        base = _base_manifest(bases, target_version, source_version, links, manifests, read, contents)
+        if isinstance(base, BaseConflict):
+            numbers = " and ".join(f"v{base_versions[b].number}" for b in bases)
+            raise MergeError(
+                f"{module.name}: {source.name} v{source_version.number} and {target.name} "
+                f"v{target_version.number} have {len(bases)} equally near merge bases ({numbers}, left by "
+                f"merges made both ways) and those {base}. There is no one base to measure the changes "
+                f"from, and Stageboard does not pick one: edit {module.name} in {target.name} by hand "
+                "instead. Nothing was merged."
+            )
+        target_manifest = manifests[target_version.pk] if target_version else {}
+        sided.append(
+            (module, [base_versions[b] for b in bases], base, target_manifest, target_version, source_version)
         )
-        merges.append(ModuleMerge(module, bases.get(base), target_version, source_version, tree))
+    # Read in one query the contents the engine needs: files where both sides differ from each other.
+    needed = set()
+    for _, _, b, t, _, source_version in sided:
+        s = manifests[source_version.pk]
+        for path in b.keys() | t.keys() | s.keys():
+            if s.get(path) not in (t.get(path), b.get(path)):
+                needed.update(digest for digest in (b.get(path), t.get(path), s.get(path)) if digest)
+    contents.update(
+        (digest, bytes(data))
+        for digest, data in Blob.objects.filter(hash__in=needed - contents.keys()).values_list("hash", "data")
+    )
+
+    merges = [
+        ModuleMerge(
+            module,
+            bases,
+            target_version,
+            source_version,
+            merge_trees(base, target_manifest, manifests[source_version.pk], read),
+        )
+        for module, bases, base, target_manifest, target_version, source_version in sorted(
+            sided, key=lambda item: item[0].name
+        )
+    ]
     fingerprint = fingerprint_of_state(
         sorted(
             [module_id, side, version.pk]
@@ -150,50 +207,62 @@ def prepare(application, source, target, module_ids=None) -> PreparedMerge:
     return PreparedMerge(application, source, target, merges, fingerprint, hotfix)
 
 
-def read_selection(prepared: PreparedMerge, data) -> dict[int, tuple[bool, Selection]]:
-    """module id -> (taken at all, Selection) from the merge form; with no form, everything is taken.
+def _manifests(version_ids) -> dict[int, dict[str, str]]:
+    """version id -> its manifest (path -> content hash), in one query."""
+    manifests = defaultdict(dict)
+    for version_id, path, digest in ModuleFile.objects.filter(version_id__in=version_ids).values_list(
+        "version_id", "path", "blob_id"
+    ):
+        manifests[version_id][path] = digest
+    return manifests
 
-    Field names use positions, never paths: take-module-M, take-file-M-F, take-hunk-M-F-R,
-    resolve-M-F-R ("target", "source" or "edit") with edit-M-F-R, choice-M-F.
+
+def base_manifest(bases, target_version, source_version, links, read, contents=None):
+    """`_base_manifest` for one module on its own (comparing uses it): the manifests are read here."""
+    manifests = _manifests(bases)
+    return _base_manifest(
+        bases, target_version, source_version, links, manifests, read, {} if contents is None else contents
+    )
+
+
+def _base_manifest(bases, target_version, source_version, links, manifests, read, contents):
+    """The manifest both sides' changes are measured from; a BaseConflict when there is none to trust.
+
+    Several equally near merge bases come from criss-cross merges. Picking one would
+    count the other's changes as new on one side, so a change the other side reverted
+    could come back; they are merged into one virtual base instead, as git's recursive
+    strategy does. Merged content is kept in `contents` under its content hash.
     """
-    submitted = data is not None and data.get("submitted") == "1"
-    selections = {}
-    for merge in prepared.modules:
-        m = merge.module.pk
-        taken = not submitted or data.get(f"take-module-{m}") == "on"
-        selection = Selection()
-        for f, file in enumerate(merge.files):
-            if submitted and data.get(f"take-file-{m}-{f}") != "on" and not file.is_conflict:
-                selection.skipped.add(file.path)
-                continue
-            if file.kind == "text":
-                if submitted:
-                    selection.regions[file.path] = {
-                        r for r in file.source_changes if data.get(f"take-hunk-{m}-{f}-{r}") == "on"
-                    }
-                for r in file.conflicts:
-                    how = data.get(f"resolve-{m}-{f}-{r}") if submitted else None
-                    region = file.regions[r]
-                    if how == "target":
-                        selection.resolutions.setdefault(file.path, {})[r] = list(region.target)
-                    elif how == "source":
-                        selection.resolutions.setdefault(file.path, {})[r] = list(region.source)
-                    elif how == "edit":
-                        text = data.get(f"edit-{m}-{f}-{r}", "").replace("\r\n", "\n")
-                        lines = text.splitlines(keepends=True)
-                        if (
-                            lines
-                            and not lines[-1].endswith("\n")
-                            and any(line.endswith("\n") for line in region.target + region.source)
-                        ):
-                            lines[-1] += "\n"
-                        selection.resolutions.setdefault(file.path, {})[r] = lines
-            elif file.is_conflict:
-                choice = data.get(f"choice-{m}-{f}") if submitted else None
-                if choice:
-                    selection.choices[file.path] = choice
-        selections[m] = (taken, selection)
-    return selections
+    if not bases:
+        return {}
+    if len(bases) == 1:
+        return manifests[bases[0]]
+
+    def tree(version_id):
+        if version_id not in manifests:  # a base of the bases, found while merging them
+            manifests.update(_manifests([version_id]))
+        return manifests[version_id]
+
+    def store(data: bytes) -> str:
+        digest = content_hash(data)
+        contents[digest] = data
+        return digest
+
+    try:
+        return merged_base(
+            target_version.pk,
+            source_version.pk,
+            links,
+            tree,
+            lambda base, left, right: merge_bases_trees(base, left, right, read, store),
+        )
+    except BaseConflict as conflict:
+        return conflict
+
+
+def take_everything(prepared: PreparedMerge) -> dict[int, tuple[bool, Selection]]:
+    """Every source change taken, no conflict resolved: what propagating all the way merges."""
+    return {merge.module.pk: (True, Selection()) for merge in prepared.modules}
 
 
 def evaluate(prepared: PreparedMerge, selections) -> Outcome:
@@ -216,20 +285,32 @@ def evaluate(prepared: PreparedMerge, selections) -> Outcome:
     return outcome
 
 
-def perform(prepared: PreparedMerge, selections, *, user, fingerprint: str, comment: str = "") -> Merge:
-    """Publish the merged modules into the target, all or nothing; refuse if anything changed."""
+def perform(prepared: PreparedMerge, selections=None, *, user, fingerprint: str, comment: str = "") -> Merge:
+    """Publish the merged modules into the target, all or nothing; refuse if anything changed.
+
+    `selections` (module id -> (taken, Selection)); None takes every change. The
+    results are checked like any published content before anything is written,
+    so a refusal (MergeError) leaves nothing behind.
+    """
+    check_direction(prepared.source, prepared.target)
     access.require(user, prepared.target, AccessLevel.PUBLISH)
+    if len(comment) > MAX_COMMENT:
+        raise MergeError(f"A comment has at most {MAX_COMMENT} characters; nothing was merged.")
     if fingerprint != prepared.fingerprint:
         raise StaleMerge(
             f"{prepared.source.name} or {prepared.target.name} changed after this merge was prepared. "
             "It has been prepared again: check it and merge."
         )
+    selections = take_everything(prepared) if selections is None else selections
     outcome = evaluate(prepared, selections)
     if outcome.unresolved:
         count = sum(len(items) for items in outcome.unresolved.values())
         raise MergeError(f"{count} conflict{'s' if count != 1 else ''} still to resolve; nothing was merged.")
     if not outcome.merged:
         raise MergeError("No changes were selected; nothing was merged.")
+    for merge in prepared.modules:
+        if merge.module.pk in outcome.merged:
+            _check_content(merge, outcome.merged[merge.module.pk], prepared.target)
     with transaction.atomic():
         record = Merge.objects.create(
             source=prepared.source,
@@ -240,47 +321,11 @@ def perform(prepared: PreparedMerge, selections, *, user, fingerprint: str, comm
             at=timezone.now(),
             comment=comment,
         )
-        items = []
-        for merge in prepared.modules:
-            merged = outcome.merged.get(merge.module.pk)
-            if merged is None:
-                continue
-            text = (
-                comment
-                or f"Merge {merge.source.module.name} v{merge.source.number} from {prepared.source.name}"
-            )
-            try:
-                result = publish(
-                    merge.module,
-                    prepared.target,
-                    merged.files,
-                    user=user,
-                    comment=text,
-                    based_on=merge.target,
-                    check_stale=True,
-                    merged_from=merge.source,
-                    merged_all=outcome.complete[merge.module.pk],
-                )
-            except StaleEdit as error:
-                raise StaleMerge(f"{error} The merge has been prepared again: check it and merge.") from None
-            _, selection = selections[merge.module.pk]
-            items.append(
-                MergeItem(
-                    merge=record,
-                    module=merge.module,
-                    base_version=merge.base,
-                    target_version=merge.target,
-                    source_version=merge.source,
-                    result_version=result.version,
-                    complete=outcome.complete[merge.module.pk],
-                    selection={
-                        "skipped": sorted(selection.skipped),
-                        "regions": {path: sorted(indexes) for path, indexes in selection.regions.items()},
-                        "resolved": {path: sorted(r) for path, r in selection.resolutions.items()},
-                        "choices": selection.choices,
-                    },
-                )
-            )
+        items = [
+            _publish_module(record, merge, outcome, selections[merge.module.pk][1], user, comment)
+            for merge in prepared.modules
+            if merge.module.pk in outcome.merged
+        ]
         MergeItem.objects.bulk_create(items)
         audit.record(
             AuditEvent.Action.MERGE,
@@ -296,3 +341,56 @@ def perform(prepared: PreparedMerge, selections, *, user, fingerprint: str, comm
             },
         )
     return record
+
+
+def _check_content(merge: ModuleMerge, merged: MergedTree, target) -> None:
+    """Refuse a merged module the content checks would refuse on publish: empty, clashing paths, too large."""
+    try:
+        check_files(merged.files, content_limits())
+    except ArchiveRejected as refused:
+        raise MergeError(
+            f"The merged {merge.module.name} cannot be published into {target.name}: {refused}"
+        ) from None
+
+
+def _publish_module(
+    record: Merge, merge: ModuleMerge, outcome: Outcome, selection, user, comment
+) -> MergeItem:
+    """Publish one merged module into the target (inside the merge's transaction); its MergeItem, unsaved."""
+    complete = outcome.complete[merge.module.pk]
+    text = comment or f"Merge {merge.source.module.name} v{merge.source.number} from {record.source.name}"
+    try:
+        result = publish(
+            merge.module,
+            record.target,
+            outcome.merged[merge.module.pk].files,
+            user=user,
+            comment=text,
+            based_on=merge.target,
+            check_stale=True,
+            merged_from=merge.source,
+            merged_all=complete,
+        )
+    except StaleEdit as error:
+        raise StaleMerge(f"{error} The merge has been prepared again: check it and merge.") from None
+    except ArchiveRejected as refused:  # a check publishing makes beyond check_files: rolls back the merge
+        raise MergeError(
+            f"The merged {merge.module.name} cannot be published into {record.target.name}: {refused}"
+        ) from None
+    return MergeItem(
+        merge=record,
+        module=merge.module,
+        base_version=merge.base,
+        target_version=merge.target,
+        source_version=merge.source,
+        result_version=result.version,
+        complete=complete,
+        selection={
+            "skipped": sorted(selection.skipped),
+            "regions": {path: sorted(indexes) for path, indexes in selection.regions.items()},
+            "resolved": {path: sorted(r) for path, r in selection.resolutions.items()},
+            "choices": selection.choices,
+            # Several merge bases were merged into a virtual one (see _base_manifest).
+            **({"bases": [base.number for base in merge.bases]} if len(merge.bases) > 1 else {}),
+        },
+    )

@@ -2,25 +2,35 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from hotfixes.engine.linediff import diff_lines
-from hotfixes.merging import MergeError, StaleMerge, evaluate, perform, prepare, read_selection
+from hotfixes.engine.treemerge import apply
+from hotfixes.forms import MergeSelectionForm
+from hotfixes.merging import (
+    MAX_COMMENT,
+    MergeDirectionError,
+    MergeError,
+    StaleMerge,
+    evaluate,
+    perform,
+    prepare,
+)
 from hotfixes.models import Hotfix, HotfixChange
-from hotfixes.propagation import NeedsConfirmation, SolveError, statuses
+from hotfixes.propagation import NeedsConfirmation, SolveError, plan_propagation, statuses
 from hotfixes.propagation import mark_solved as solve
+from hotfixes.propagation import propagate as propagate_all
 from hotfixes.timeline import timeline
 from lifecycle import access
 from lifecycle.htmx import HtmxHttpRequest
 from lifecycle.models import AccessLevel, Application, Environment
 from lifecycle.request_values import parse_id
 
-MAX_TEXT = 2000  # Comments and notes, as everywhere in the console.
+MAX_TEXT = MAX_COMMENT  # Notes, as every comment in the console.
 
 
 def application_section(request, application, environments) -> dict:
@@ -50,126 +60,141 @@ def _merge_sides(user, data):
     return application, source, target
 
 
-def _render_merge(request, prepared, data, *, error=None, status=200, preview=False):
-    selections = read_selection(prepared, data)
+def _render_merge(request, prepared, form, *, error=None, status=200, preview=False):
     try:
-        outcome = evaluate(prepared, selections)
+        outcome = evaluate(prepared, form.selections())
     except MergeError as problem:
-        outcome, error, status = None, str(problem), 422
+        outcome = None
+        if error is None:
+            error, status = str(problem), 422
     context = {
         "prepared": prepared,
-        "modules": present(prepared, selections, outcome, data),
+        "modules": form.rows(outcome),
         "application": prepared.application,
         "source": prepared.source,
         "target": prepared.target,
-        "selections": selections,
         "outcome": outcome,
         "preview": preview,
         "error": error,
-        "submitted": data is not None and data.get("submitted") == "1",
-        "data": data,
-        "comment": (data or {}).get("comment", ""),
+        "comment": form.comment_text,
         "can_merge": access.can(request.user, prepared.target, AccessLevel.PUBLISH),
     }
     return render(request, "hotfixes/merge.html", context, status=status)
 
 
+def _refuse_merge(request, application, source, target, problem, status):
+    """The merge page saying only why it cannot be: a forward merge (400), or bases that conflict (422)."""
+    context = {
+        "application": application,
+        "source": source,
+        "target": target,
+        "refused": str(problem),
+        "direction": isinstance(problem, MergeDirectionError),
+        "forward": (source.position, source.pk) < (target.position, target.pk),
+    }
+    return render(request, "hotfixes/merge.html", context, status=status)
+
+
 @login_required
+@never_cache  # The page carries the fingerprint of what it shows: never shown again from a cache.
 @require_http_methods(["GET", "POST"])
 def merge(request: HtmxHttpRequest):
     data = request.POST if request.method == "POST" else request.GET
     application, source, target = _merge_sides(request.user, data)
-    if source == target:
-        raise PermissionDenied("Choose two different environments to merge.")
-    prepared = prepare(application, source, target)
+    try:
+        prepared = prepare(application, source, target)
+    except MergeDirectionError as wrong:
+        # The pair can never be merged, whatever the state: a bad request, not a refused merge.
+        return _refuse_merge(request, application, source, target, wrong, 400)
+    except MergeError as problem:
+        return _refuse_merge(request, application, source, target, problem, 422)
     if request.method == "GET" or data.get("action") == "preview":
-        return _render_merge(request, prepared, data if request.method == "POST" else None, preview=True)
+        form = MergeSelectionForm(prepared, data if request.method == "POST" else None)
+        return _render_merge(request, prepared, form, preview=True)
     access.require(request.user, target, AccessLevel.PUBLISH)
-    if len(data.get("comment", "")) > MAX_TEXT:
-        error = f"A comment has at most {MAX_TEXT} characters; nothing was merged."
-        return _render_merge(request, prepared, data, error=error, status=422, preview=True)
+    form = MergeSelectionForm(prepared, data)
+    problem = form.problem()
+    if problem:
+        return _render_merge(request, prepared, form, error=problem, status=422, preview=True)
     try:
         record = perform(
             prepared,
-            read_selection(prepared, data),
+            form.selections(),
             user=request.user,
             fingerprint=data.get("fingerprint", ""),
-            comment=data.get("comment", ""),
+            comment=form.comment_text,
         )
     except StaleMerge as stale:
-        return _render_merge(
-            request, prepare(application, source, target), None, error=str(stale), status=409
-        )
+        fresh = prepare(application, source, target)
+        return _render_merge(request, fresh, MergeSelectionForm(fresh), error=str(stale), status=409)
     except MergeError as problem:
-        return _render_merge(request, prepared, data, error=str(problem), status=422, preview=True)
+        return _render_merge(request, prepared, form, error=str(problem), status=422, preview=True)
     names = ", ".join(item.module.name for item in record.items.select_related("module"))
     messages.success(request, f"Merged {names} from {source.name} into {target.name}.")
     return redirect("lifecycle:application", application.pk)
 
 
-def _earlier_environments(hotfix, visible):
-    """The environments before the hotfix's, nearest first: the order a hotfix travels back."""
-    return [
-        e
-        for e in reversed(visible)
-        if (e.position, e.pk) < (hotfix.environment.position, hotfix.environment.pk)
-    ]
-
-
 @login_required
+@never_cache  # Prepared afresh on every visit, the browser's Back button included.
 @require_http_methods(["GET", "POST"])
 def propagate(request: HtmxHttpRequest, hotfix_id: int):
     """Prepare the merges into every earlier environment in turn; publish them all after one review."""
     hotfix = get_object_or_404(Hotfix.objects.select_related("application", "environment"), pk=hotfix_id)
-    visible = access.visible_environments(request.user)
     access.require(request.user, hotfix.environment, AccessLevel.VIEW)
-    module_ids = list(hotfix.changes.values_list("module_id", flat=True))
-    steps, stopped = [], None
-    for environment in _earlier_environments(hotfix, visible):
-        prepared = prepare(hotfix.application, hotfix.environment, environment, module_ids)
-        steps.append(prepared)
-        if prepared.has_conflicts:
-            stopped = prepared
-            break
+    visible = access.visible_environments(request.user)
+    propagation = plan_propagation(hotfix, visible)
     error, status = None, 200
-    if request.method == "POST" and stopped is not None:
-        error = f"Stopped at {stopped.target.name}: resolve its conflict first. Nothing was merged."
-        status = 409
-    if request.method == "POST" and stopped is None:
-        fingerprints = request.POST.getlist("fingerprint")
+    comment = request.POST.get("comment", "")
+    if request.method == "POST":
         try:
-            for prepared in steps:
-                access.require(request.user, prepared.target, AccessLevel.PUBLISH)
-            if len(fingerprints) != len(steps):
-                raise StaleMerge("The environments changed after the merges were prepared. Check them again.")
-            with transaction.atomic():
-                for prepared, fingerprint in zip(steps, fingerprints, strict=True):
-                    if prepared.modules:
-                        perform(
-                            prepared,
-                            read_selection(prepared, None),
-                            user=request.user,
-                            fingerprint=fingerprint,
-                            comment=f"Propagate the hotfix from {hotfix.environment.name}",
-                        )
-        except (StaleMerge, MergeError) as problem:
-            error, status = str(problem), 409
-            steps = [prepare(hotfix.application, hotfix.environment, p.target, module_ids) for p in steps]
+            propagate_all(
+                propagation,
+                user=request.user,
+                fingerprints=request.POST.getlist("fingerprint"),
+                comment=comment,
+            )
+        except StaleMerge as stale:
+            error, status = str(stale), 409
+            propagation = plan_propagation(hotfix, visible)
+        except MergeError as problem:
+            # A conflict still to resolve is the state's doing (409); content refused is the merge's (422).
+            error, status = str(problem), 409 if propagation.stopped else 422
         else:
-            names = ", ".join(p.target.name for p in steps if p.modules)
+            names = ", ".join(step.target.name for step in propagation.pending)
             messages.success(
-                request, f"Merged the hotfix into {names}." if names else "Every environment already had it."
+                request,
+                f"Merged the hotfix into {names}." if names else "Every earlier environment already had it.",
             )
             return redirect("lifecycle:application", hotfix.application_id)
     context = {
         "hotfix": hotfix,
         "application": hotfix.application,
-        "steps": steps,
-        "stopped": stopped,
+        "propagation": propagation,
+        "steps": [_step_summary(step) for step in propagation.steps],
+        "stopped": propagation.stopped,
+        "pending": propagation.pending,
         "error": error,
-        "can_merge": all(access.can(request.user, p.target, AccessLevel.PUBLISH) for p in steps),
+        "comment": comment,
+        "max_comment": MAX_COMMENT,
+        "can_merge": all(
+            access.can(request.user, p.target, AccessLevel.PUBLISH) for p in propagation.pending
+        ),
     }
     return render(request, "hotfixes/propagate.html", context, status=status)
+
+
+def _step_summary(prepared) -> dict:
+    """What one environment will receive: per module, each file with the hunks the merge changes there."""
+    modules = []
+    for merge in prepared.modules:
+        merged = apply(merge.tree) if not merge.has_conflicts else None
+        files = []
+        for file in merge.files:
+            before = merge.tree.read(file.target_hash) if file.target_hash else None
+            after = merged.files.get(file.path) if merged else None
+            files.append({"file": file, "diff": diff_lines(before, after) if merged else None})
+        modules.append({"merge": merge, "files": files})
+    return {"prepared": prepared, "modules": modules}
 
 
 @login_required
@@ -226,57 +251,3 @@ def mark_solved(request: HtmxHttpRequest, hotfix_id: int):
         request, f"Marked the hotfix of {hotfix.application.name} in {hotfix.environment.name} as solved."
     )
     return redirect(reverse("lifecycle:application", args=[hotfix.application_id]))
-
-
-def present(prepared, selections, outcome, data):
-    """Nested rows for the merge template: modules, files, regions, with what is checked and chosen."""
-    submitted = data is not None and data.get("submitted") == "1"
-    modules = []
-    for merge in prepared.modules:
-        m = merge.module.pk
-        taken, selection = selections[m]
-        merged = outcome.merged.get(m) if outcome else None
-        unresolved = {(u.path, u.index) for u in (merged.unresolved if merged else [])}
-        files = []
-        for f, file in enumerate(merge.files):
-            regions = []
-            for region in file.regions:
-                r = region.index
-                resolution = data.get(f"resolve-{m}-{f}-{r}", "") if submitted else ""
-                regions.append(
-                    {
-                        "region": region,
-                        "r": r,
-                        "checked": region.kind == "source"
-                        and r in selection.regions.get(file.path, set(file.source_changes)),
-                        "resolution": resolution,
-                        "edit": data.get(f"edit-{m}-{f}-{r}") if submitted else "".join(region.source),
-                        "unresolved": (file.path, r) in unresolved,
-                    }
-                )
-            preview = None
-            if merged and merged.files is not None and taken and file.path not in selection.skipped:
-                before = merge.tree.read(file.target_hash) if file.target_hash else None
-                after = merged.files.get(file.path)
-                if before != after:
-                    preview = diff_lines(before, after)
-            files.append(
-                {
-                    "f": f,
-                    "file": file,
-                    "taken": file.path not in selection.skipped,
-                    "regions": regions,
-                    "choice": selection.choices.get(file.path, ""),
-                    "unresolved": (file.path, None) in unresolved,
-                    "preview": preview,
-                }
-            )
-        modules.append(
-            {
-                "merge": merge,
-                "taken": taken,
-                "files": files,
-                "complete": outcome.complete.get(m) if outcome else None,
-            }
-        )
-    return modules

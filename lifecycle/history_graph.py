@@ -7,9 +7,12 @@ merge, to the version whose changes it took in. `links` maps a version id to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 Links = Mapping[int, tuple[int | None, int | None]]
+Tree = TypeVar("Tree")
 
 
 def ancestors(version: int, links: Links) -> set[int]:
@@ -49,11 +52,38 @@ def merge_bases(a: int, b: int, links: Links) -> set[int]:
     return common - dominated
 
 
-def merge_base(a: int, b: int, links: Links) -> int | None:
-    """The nearest common ancestor of `a` and `b`, like `git merge-base`; None when there is none.
+def merged_base(
+    a: int,
+    b: int,
+    links: Links,
+    tree: Callable[[int], Tree],
+    merge: Callable[[Tree | None, Tree, Tree], Tree],
+) -> Tree | None:
+    """The tree to measure the changes of `a` and of `b` from, as git's recursive merge strategy does.
 
-    After criss-cross merges there are several equally near ones; this takes the one with the
-    highest id, the newest, so the answer is the same every time. (git instead merges those
-    bases recursively; here the diff from the chosen base may show changes the other base already had.)
+    With one nearest common ancestor, its tree (`tree(version)`). After criss-cross
+    merges there are several, equally near: picking one would count the others'
+    changes as new on one side, so a change that side reverted could come back.
+    Instead they are merged, two at a time, into one virtual base:
+    `merge(base, left, right)` three-way merges two trees from their own merged base
+    (found the same way, recursively; None without common history) and raises
+    when they conflict. None when `a` and `b` share no history.
     """
-    return max(merge_bases(a, b, links), default=None)
+    graph = dict(links)
+    virtual_ids = itertools.count(-1, -1)  # real versions have positive ids
+    return _merged_base(a, b, graph, tree, merge, virtual_ids)
+
+
+def _merged_base(a, b, graph: dict, tree, merge, virtual_ids: Iterator[int]):
+    bases = sorted(merge_bases(a, b, graph))
+    if not bases:
+        return None
+    node, result = bases[0], tree(bases[0])
+    for other in bases[1:]:
+        inner = _merged_base(node, other, graph, tree, merge, virtual_ids)
+        result = merge(inner, result, tree(other))
+        # The virtual base descends from both, so the next base is measured against both.
+        virtual = next(virtual_ids)
+        graph[virtual] = (node, other)
+        node = virtual
+    return result

@@ -193,6 +193,41 @@ def apply(tree_merge: TreeMerge, selection: Selection | None = None) -> MergedTr
     return MergedTree(files=files, unresolved=[])
 
 
+class BaseConflict(ValueError):
+    """Two merge bases changed the same lines differently: no virtual base can be made of them."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+        super().__init__(f"they conflict in {', '.join(paths)}")
+
+
+def merge_bases_trees(
+    base: Mapping[str, str] | None,
+    left: Mapping[str, str],
+    right: Mapping[str, str],
+    read: Callable[[str], bytes],
+    store: Callable[[bytes], str],
+) -> dict[str, str]:
+    """Two merge bases merged into one virtual base, every change of both taken (git's recursive strategy).
+
+    `base` is their own merged base (None: no common history). Merged text is
+    handed to `store`, which returns the hash `read` will find it by. Raises
+    BaseConflict when the two changed something differently: git would write
+    conflict markers into the virtual base; here the caller refuses instead.
+    """
+    tree = merge_trees(base or {}, left, right, read)
+    merged: dict[str, str] = dict(left)
+    conflicts = [file.path for file in tree.files if file.is_conflict]
+    if conflicts:
+        raise BaseConflict(conflicts)
+    for file in tree.files:
+        if file.kind == "text":
+            merged[file.path] = store(resolve(file.regions).text.encode("utf-8"))
+        elif file.kind in WHOLE_FILE_CHANGES:
+            _set(merged, file.path, file.source_hash)
+    return merged
+
+
 def _chosen_hash(file: FileMerge, choice: str) -> str | None:
     if choice == "target":
         return file.target_hash

@@ -286,10 +286,85 @@ def test_it_links_to_merging_the_changes(client, developer, environments, shop):
     ) in html
     # Quality Assurance has nothing Pre-Production lacks: nothing to merge the other way.
     assert "Merge these changes into Pre-Production" not in html
-    # The developer may only look at Production: no merge into it is offered.
+    # Production comes after Pre-Production: its hotfix reaches it by Tag & Deploy, never a merge.
     html = client.get(compare_url(application, pre, prod)).content.decode()
     assert "Merge these changes into Production" not in html
-    assert "Merging them needs publish access to Production." in html
+    assert (
+        "Pre-Production has changes that Production lacks: they reach Production by Tag &amp; Deploy" in html
+    )
+
+
+def merge_links(html):
+    """(label, source id, target id) of every merge link of the page."""
+    return [
+        (label, int(source), int(target))
+        for source, target, label in re.findall(
+            r'href="/merge/\?application=\d+&amp;source=(\d+)&amp;target=(\d+)">([^<]*)</a>', html
+        )
+    ]
+
+
+@pytest.mark.parametrize("order", ["earlier-first", "later-first"])
+def test_it_never_offers_to_merge_unreleased_work_forward(client, release_manager, environments, shop, order):
+    """Development's newer work reaches Quality Assurance by Tag & Deploy: no merge into it is offered."""
+    dev, qa, pre, prod = environments
+    application, cart, catalog = shop
+    client.force_login(release_manager)
+    source, target = (dev, qa) if order == "earlier-first" else (qa, dev)
+
+    html = client.get(compare_url(application, source, target)).content.decode()
+
+    assert "Merge these changes into Quality Assurance" not in html
+    assert all(target_id == dev.pk for _, _, target_id in merge_links(html))
+    assert "Development has changes that Quality Assurance lacks: they reach Quality Assurance by Tag" in html
+
+
+@pytest.mark.parametrize("order", ["earlier-first", "later-first"])
+def test_the_backward_merge_is_the_primary_action_and_says_it_propagates_the_hotfix(
+    client, release_manager, environments, shop, order
+):
+    dev, qa, pre, prod = environments
+    application, cart, catalog = shop
+    client.force_login(release_manager)
+    source, target = (qa, pre) if order == "earlier-first" else (pre, qa)
+
+    html = client.get(compare_url(application, source, target)).content.decode()
+
+    assert merge_links(html) == [("Merge these changes into Quality Assurance", pre.pk, qa.pk)]
+    assert re.search(r'<a class="button primary" href="/merge/[^"]*">Merge these changes into Quality', html)
+    backward = html.split('class="compare-merge-backward"', 1)[1].split("</p>", 1)[0]
+    assert "merging them propagates the hotfix back into Quality Assurance" in backward
+
+
+def test_it_labels_the_hotfix_changes_and_lists_their_modules_first(environments, release_manager):
+    """Zulu carries Pre-Production's hotfix, Alpha only Development's work: Zulu comes first, labelled."""
+    dev, qa, pre, prod = environments
+    application, (alpha, zulu), _ = released_application("Shop", environments, ("Alpha", "Zulu"))
+    publish_files(alpha, dev, {"main.py": "# newer work\n"}, user=release_manager)
+    publish_files(zulu, pre, {"main.py": "# the hotfix\n", "notes.txt": "why\n"}, user=release_manager)
+    publish_files(zulu, dev, {"main.py": "# Shop-Zulu\nprint('hello')\n", "dev.txt": "dev\n"})
+
+    comparison = compare_application(application, dev, pre)
+
+    assert [entry.module.name for entry in comparison.modules] == ["Shop-Zulu", "Shop-Alpha"]
+    zulu_entry, alpha_entry = comparison.modules
+    assert zulu_entry.hotfix_side == "target" and alpha_entry.hotfix_side == ""
+    assert {f.path: f.hotfix for f in zulu_entry.target_changes} == {"main.py": True, "notes.txt": True}
+    assert {f.path: f.hotfix for f in zulu_entry.source_changes} == {"dev.txt": False}
+    assert comparison.propagates_hotfix and comparison.later == pre
+
+
+def test_the_page_labels_the_hotfix_changes(client, viewer, environments, shop):
+    dev, qa, pre, prod = environments
+    application, cart, catalog = shop
+    client.force_login(viewer)
+    html = client.get(compare_url(application, dev, pre)).content.decode()
+    cart_section = html.split('data-module="eCommerce-Cart"', 1)[1].split("</section>\n  <section", 1)[0]
+    assert '<span class="hotfix-label"' in cart_section.split("</h2>", 1)[0]
+    target_side = cart_section.split('data-side="target"', 1)[1]
+    assert "hotfix change</span>" in target_side.split('data-path="README.md"', 1)[0]
+    source_side = cart_section.split('data-side="source"', 1)[1].split('data-side="target"', 1)[0]
+    assert "hotfix change" not in source_side
 
 
 def test_it_escapes_names_paths_and_content(client, viewer, environments, release_manager):
@@ -300,13 +375,14 @@ def test_it_escapes_names_paths_and_content(client, viewer, environments, releas
         pre,
         {
             "main.py": "# x\nprint('<script>alert(1)</script>')\n",
-            "<img src=x onerror=alert(2)>&.txt": "a & b\n",
+            # Paths cannot hold < > or " (they must check out on Windows); ' and & they can.
+            "x' onmouseover='alert(2)&.txt": "a & b\n",
         },
     )
     client.force_login(viewer)
     html = client.get(compare_url(application, pre, qa)).content.decode()
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(2)&gt;&amp;.txt" in html
+    assert "x' onmouseover" not in html and "x&#x27; onmouseover=&#x27;alert(2)&amp;.txt" in html
     assert "<b>Shop" not in html and "&lt;b&gt;Shop&lt;/b&gt;" in html
     assert "<i>UI" not in html and "&lt;b&gt;Shop&lt;/b&gt;-&lt;i&gt;UI&lt;/i&gt;" in html
 
@@ -314,14 +390,14 @@ def test_it_escapes_names_paths_and_content(client, viewer, environments, releas
 def test_it_escapes_the_path_in_the_show_diff_link(client, viewer, environments):
     dev, qa, pre, prod = environments
     application, (module,), _ = released_application("Odd", environments, ("Paths",))
-    path = 'a&b "c" <d>.txt'
+    path = "a&b 'c' #d.txt"
     publish_files(module, pre, {"main.py": "# x\n", path: "y\n" * 300})
     client.force_login(viewer)
     html = client.get(compare_url(application, pre, qa)).content.decode()
     link = re.search(r'hx-get="(/compare/file\?[^"]+)"', html).group(1).replace("&amp;", "&")
-    assert "path=a%26b%20%22c%22%20%3Cd%3E.txt" in link
+    assert "path=a%26b%20%27c%27%20%23d.txt" in link
     fragment = client.get(link, headers={"HX-Request": "true"}).content.decode()
-    assert 'data-path="a&amp;b &quot;c&quot; &lt;d&gt;.txt"' in fragment
+    assert 'data-path="a&amp;b &#x27;c&#x27; #d.txt"' in fragment
 
 
 def test_it_refuses_a_user_who_cannot_see_both_environments(client, outsider, environments, shop):
@@ -395,3 +471,35 @@ def test_it_shows_each_side_whole_without_common_history(client, viewer, environ
     assert "base=&" in link
     fragment = client.get(link, headers={"HX-Request": "true"}).content.decode()
     assert '<td class="line-number">300</td>' in fragment
+
+
+# Criss-cross histories (item 16).
+
+
+def test_it_measures_a_criss_cross_from_the_merged_bases(environments, release_manager):
+    """Each side reverted the other's change after merging it: measured from either base alone,
+    one side would show a change it never made."""
+    from hotfixes.merging import perform, prepare
+
+    dev, qa, pre, prod = environments
+    application, (cart,), _ = released_application("Shop", environments, ("Cart",))
+    base = "".join(f"line {n}\n" for n in range(1, 13))
+    publish_files(cart, dev, {"main.py": base}, user=release_manager)
+    tag = tag_environment(application, dev, "0.4")
+    for environment in (qa, pre, prod):
+        deploy_tag(tag, environment)
+    p1 = publish_files(cart, pre, {"main.py": base.replace("line 2\n", "pre 2\n")}, user=release_manager)
+    q1 = publish_files(cart, qa, {"main.py": base.replace("line 10\n", "qa 10\n")}, user=release_manager)
+    for source, target in ((qa, dev), (pre, dev), (pre, qa)):
+        prepared = prepare(application, source, target)
+        perform(prepared, None, user=release_manager, fingerprint=prepared.fingerprint)
+    publish_files(cart, dev, {"main.py": base.replace("line 10\n", "qa 10\n")}, user=release_manager)
+    publish_files(cart, qa, {"main.py": base.replace("line 2\n", "pre 2\n")}, user=release_manager)
+
+    comparison = compare_application(application, qa, dev)
+    load_inline_diffs(comparison)
+
+    (entry,) = comparison.modules
+    assert entry.bases == [p1, q1] and entry.base is None
+    assert changed_lines(entry.source_changes[0]) == [("delete", "qa 10"), ("add", "line 10")]
+    assert changed_lines(entry.target_changes[0]) == [("delete", "pre 2"), ("add", "line 2")]

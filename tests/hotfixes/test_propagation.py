@@ -199,7 +199,7 @@ def test_it_merges_all_or_nothing_when_a_later_step_went_stale(client, release_m
 
     html = response.content.decode()
     assert response.status_code == 409
-    assert "Development changed after this merge was prepared" in html
+    assert "Development changed after this page was prepared" in html
     assert nothing_written(before)
     assert (current(cart, qa), current(cart, dev)) == (qa_before, dev_before)
     fresh = propagate_form(html)
@@ -234,3 +234,116 @@ def test_it_refuses_an_outsider(client, outsider, hotfix):
     assert client.get(propagate_url(hotfix)).status_code == 403
     assert client.post(propagate_url(hotfix), {}).status_code == 403
     assert Merge.objects.count() == 0
+
+
+# Prepared afresh on every visit, the browser's Back button included (item 14).
+
+
+def test_the_page_is_never_cached(client, release_manager, hotfix):
+    client.force_login(release_manager)
+    response = client.get(propagate_url(hotfix))
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_a_page_shown_again_after_a_merge_is_refused_and_prepared_afresh(
+    client, release_manager, environments, hotfix
+):
+    """The Back button shows the page as it was; its fingerprints no longer match what is there now."""
+    dev, qa, pre, prod = environments
+    cart = hotfix.changes.get().module
+    client.force_login(release_manager)
+    old_page = propagate_form(client.get(propagate_url(hotfix)).content.decode())
+    assert (
+        client.post(MERGE, {**merge_form(client, hotfix.application, pre, qa), "action": "merge"}).status_code
+        == 302
+    )
+    dev_before, before = current(cart, dev), counts()
+
+    response = client.post(propagate_url(hotfix), old_page)
+
+    html = response.content.decode()
+    assert response.status_code == 409
+    assert "Quality Assurance changed after this page was prepared" in html
+    assert nothing_written(before) and current(cart, dev) == dev_before
+    steps = dict(steps_in(html))
+    assert "Already contains the hotfix." in steps["Quality Assurance"]
+    assert "Already contains the hotfix." not in steps["Development"]
+    assert "Merge into Development</button>" in html and "Merge into all" not in html
+    response = client.post(propagate_url(hotfix), propagate_form(html), follow=True)
+    assert "Merged the hotfix into Development." in response.content.decode()
+    assert text_of(cart, dev) == FIXED
+    assert states(hotfix, environments)["Development"] == "all"
+
+
+def test_it_shows_what_each_environment_will_receive_with_links_to_the_diffs(
+    client, release_manager, environments, hotfix
+):
+    dev, qa, pre, prod = environments
+    cart = hotfix.changes.get().module
+    base = current(cart, qa)
+    client.force_login(release_manager)
+    html = client.get(propagate_url(hotfix)).content.decode()
+    for name, step in steps_in(html):
+        assert f"{name} will receive:" in step
+        item = step.split('data-path="cart.py"', 1)[1].split("</li>", 1)[0]
+        assert "1 hunk," in item and "+1" in item and "−1" in item
+        assert (
+            f"module={cart.pk}&amp;base={base.number}&amp;version={hotfix.changes.get().version.number}"
+            in item
+        )
+        assert "path=cart.py" in item
+    assert 'name="comment"' in html
+
+
+def test_the_comment_becomes_the_merged_versions_comment(client, release_manager, environments, hotfix):
+    dev, qa, pre, prod = environments
+    cart = hotfix.changes.get().module
+    client.force_login(release_manager)
+    data = propagate_form(client.get(propagate_url(hotfix)).content.decode())
+
+    response = client.post(propagate_url(hotfix), {**data, "comment": "Quantities count, everywhere"})
+
+    assert response.status_code == 302
+    assert current(cart, qa).comment == current(cart, dev).comment == "Quantities count, everywhere"
+    assert {merge.comment for merge in Merge.objects.all()} == {"Quantities count, everywhere"}
+
+
+def test_a_comment_too_long_is_refused_and_nothing_merged(client, release_manager, environments, hotfix):
+    client.force_login(release_manager)
+    data = propagate_form(client.get(propagate_url(hotfix)).content.decode())
+    before = counts()
+
+    response = client.post(propagate_url(hotfix), {**data, "comment": "x" * 2001})
+
+    assert response.status_code == 422
+    assert "A comment has at most 2000 characters; nothing was merged." in response.content.decode()
+    assert nothing_written(before)
+
+
+def test_it_names_the_one_environment_to_merge_into(client, release_manager, environments):
+    """A hotfix in Quality Assurance goes back to Development only: "Merge into Development"."""
+    dev, qa, pre, prod = environments
+    application, (cart,) = released(environments)
+    publish_files(cart, qa, {"cart.py": FIXED}, user=release_manager)
+    client.force_login(release_manager)
+    html = client.get(propagate_url(Hotfix.objects.get())).content.decode()
+    assert "Merge into Development</button>" in html
+    assert "all 1 environment" not in html
+
+
+def test_it_answers_422_when_a_merged_result_is_refused_and_merges_nowhere(
+    client, release_manager, environments
+):
+    dev, qa, pre, prod = environments
+    application, (cart,) = released(environments)
+    publish_files(cart, dev, {"cart.py": BASE, "README.md": "dev\n"})
+    publish_files(cart, pre, {"cart.py": FIXED, "readme.md": "pre\n"}, user=release_manager)
+    client.force_login(release_manager)
+    data = propagate_form(client.get(propagate_url(Hotfix.objects.get())).content.decode())
+    before = counts()
+
+    response = client.post(propagate_url(Hotfix.objects.get()), data)
+
+    assert response.status_code == 422
+    assert "cannot be published into Development" in response.content.decode()
+    assert nothing_written(before) and text_of(cart, qa) == BASE

@@ -15,6 +15,7 @@ from django.urls import reverse
 from hotfixes.models import Hotfix
 from lifecycle.demo import load_demo
 from lifecycle.models import Application, CurrentVersion, Environment, Module
+from tests.editor_forms import editor_fields
 
 pytestmark = pytest.mark.django_db
 DEFECT = "        subtotal += line.unit_price\n"
@@ -58,11 +59,20 @@ def test_it_walks_the_seed_from_fix_to_solved(client):
     ).group(1)
     source = htmllib.unescape(source)
     assert DEFECT in source
-    client.post(
+    saved = client.post(
         reverse("lifecycle:editor-save", args=[cart.pk, pre.pk]),
-        {"path": "cart.py", "content": source.replace(DEFECT, FIX)},
+        {
+            **editor_fields(client, cart, pre, "cart.py"),
+            "path": "cart.py",
+            "content": source.replace(DEFECT, FIX),
+        },
     )
-    client.post(reverse("lifecycle:editor-publish", args=[cart.pk, pre.pk]), {"comment": "Count quantities"})
+    assert saved.status_code < 400, saved.status_code
+    published = client.post(
+        reverse("lifecycle:editor-publish", args=[cart.pk, pre.pk]),
+        {**editor_fields(client, cart, pre), "comment": "Count quantities"},
+    )
+    assert published.status_code < 400, published.status_code
     assert ("cell hotfix", "Pre-Production", "0.3+") in cells(client)
 
     # 2. Tag & Deploy 0.3.1 to Production.
@@ -109,4 +119,5 @@ def test_it_walks_the_seed_from_fix_to_solved(client):
     hotfix.refresh_from_db()
     assert not hotfix.is_open and not hotfix.solved_incomplete
     assert all("hotfix" not in css for css, _, _ in cells(client))
-    assert [label for _, _, label in cells(client)] == ["0.4+", "0.3+", "0.3.1", "0.3.1"]
+    # Quality Assurance holds exactly the files of 0.3.1 after the merge: it shows that tag.
+    assert [label for _, _, label in cells(client)] == ["0.4+", "0.3.1", "0.3.1", "0.3.1"]

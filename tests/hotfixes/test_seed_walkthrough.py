@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from hotfixes.merging import evaluate, perform, prepare, read_selection
+from hotfixes.merging import evaluate, perform, prepare, take_everything
 from hotfixes.models import Hotfix
 from hotfixes.propagation import mark_solved, statuses
 from lifecycle.demo import load_demo
@@ -42,7 +42,7 @@ def test_it_walks_the_seed_domain():
         prepared = prepare(shop, pre if target == qa else qa, target)
         assert [m.module.name for m in prepared.modules] == ["ShoppingCart"]
         assert not prepared.has_conflicts
-        selections = read_selection(prepared, None)
+        selections = take_everything(prepared)
         assert not evaluate(prepared, selections).unresolved
         perform(prepared, selections, user=rm, fingerprint=prepared.fingerprint)
 

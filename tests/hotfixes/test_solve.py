@@ -10,7 +10,7 @@ from django.db import connection
 from django.urls import reverse
 
 import hotfixes.propagation
-from hotfixes.merging import perform, prepare, read_selection
+from hotfixes.merging import perform, prepare, take_everything
 from hotfixes.models import Hotfix
 from hotfixes.propagation import SolveError, mark_solved, statuses
 from lifecycle.deploying.running import run_deployment, start_deployment
@@ -49,7 +49,7 @@ def deploy(source, target, application, user):
 
 def merge(application, source, target, user):
     prepared = prepare(application, source, target)
-    perform(prepared, read_selection(prepared, None), user=user, fingerprint=prepared.fingerprint)
+    perform(prepared, take_everything(prepared), user=user, fingerprint=prepared.fingerprint)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from functools import partial
 import pytest
 from django.db import connection
 
-from hotfixes.merging import StaleMerge, perform, prepare, read_selection
+from hotfixes.merging import StaleMerge, perform, prepare, take_everything
 from hotfixes.models import Hotfix, HotfixChange
 from lifecycle.models import AuditEvent, CurrentVersion, ModuleVersion
 from lifecycle.publishing import StaleEdit, publish
@@ -86,7 +86,7 @@ def test_it_never_loses_a_publish_racing_a_merge_into_its_target(environments, r
     dev, qa, pre, _ = environments
     publish(core, pre, {"main.py": b"hotfix"}, user=release_manager)
     prepared = prepare(application, pre, qa)
-    selections = read_selection(prepared, None)
+    selections = take_everything(prepared)
     outcomes = race(
         lambda: perform(prepared, selections, user=release_manager, fingerprint=prepared.fingerprint),
         lambda: publish(core, qa, {"main.py": b"qa work"}, user=release_manager),
