@@ -81,7 +81,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "lifecycle.audit.AuditMiddleware",
-    "lifecycle.audit.AuditMiddleware",
     "csp.middleware.CSPMiddleware",
 ]
 
@@ -212,10 +211,31 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MODULE_MAX_FILE_BYTES + 1024 * 1024
 # Deployments run in a background thread while the user watches their log; tests run them inline.
 DEPLOY_IN_BACKGROUND = _strict_bool("DEPLOY_IN_BACKGROUND", True)
 
-# Behind a proxy that sets X-Forwarded-For, set this so the audit trail and login throttling see
-# the client's address rather than the proxy's. Never set it without such a proxy: clients could lie.
-TRUST_X_FORWARDED_FOR = _strict_bool("TRUST_X_FORWARDED_FOR", False)
-# Login throttling: this many failed logins for one username or from one address...
+# How many proxies in front of Stageboard append to X-Forwarded-For: the client's address, for the
+# audit trail and login throttling, is taken that many entries from the right. 0 (no proxy) uses the
+# connection's address. Never count a proxy that is not there: clients could lie. See docs/security.md.
+# TRUST_X_FORWARDED_FOR=true, the old setting, still means one proxy.
+TRUSTED_PROXY_COUNT = _read(
+    "TRUSTED_PROXY_COUNT", env.int, 1 if _strict_bool("TRUST_X_FORWARDED_FOR", False) else 0
+)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(
+        f"The environment variable TRUSTED_PROXY_COUNT is malformed: {TRUSTED_PROXY_COUNT} is negative; "
+        "give the number of proxies in front of Stageboard (0 for none)"
+    )
+# Login throttling (docs/security.md): this many failed logins for one username from one address...
 LOGIN_FAILURES_ALLOWED = _read("LOGIN_FAILURES_ALLOWED", env.int, 5)
-# ...within this many minutes locks further attempts until the window has passed.
+# ...within this many minutes lock that pair until the window has passed;
 LOGIN_FAILURE_WINDOW_MINUTES = _read("LOGIN_FAILURE_WINDOW_MINUTES", env.int, 15)
+# this many from one address, whatever the usernames, lock the address;
+LOGIN_ADDRESS_FAILURES_ALLOWED = _read("LOGIN_ADDRESS_FAILURES_ALLOWED", env.int, 20)
+# and after this many for one username from anywhere, its logins slow down (but never lock).
+LOGIN_USERNAME_FAILURES_BEFORE_SLOWDOWN = _read("LOGIN_USERNAME_FAILURES_BEFORE_SLOWDOWN", env.int, 10)
+for _name in (
+    "LOGIN_FAILURES_ALLOWED",
+    "LOGIN_FAILURE_WINDOW_MINUTES",
+    "LOGIN_ADDRESS_FAILURES_ALLOWED",
+    "LOGIN_USERNAME_FAILURES_BEFORE_SLOWDOWN",
+):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"The environment variable {_name} is malformed: it must be at least 1")

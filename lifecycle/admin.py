@@ -206,7 +206,12 @@ class EnvironmentTagAdmin(ReadOnlyAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are made here for a user and shown once; only their hash is kept, and never shown."""
+    """Tokens are listed and revoked here, never made or edited.
+
+    A token acts with all its owner's rights, so only its owner makes it, on
+    their API tokens page: a form here for "any user" let staff mint a token for
+    a superuser. Only the token's hash is kept, and it is never shown.
+    """
 
     list_display = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
     list_display_links = ["name"]
@@ -214,34 +219,22 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix", "user__username"]
     list_select_related = ["user"]
     actions = ["revoke_tokens"]
+    fields = ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
 
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ["user", "name"]
-        return ["user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    def has_add_permission(self, request):
+        return False
 
-    def get_readonly_fields(self, request, obj=None):
-        if obj is None:
-            return []
-        return ["user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    def has_change_permission(self, request, obj=None):
+        # "Change" allows the revoke action on the list; no single token is ever edited.
+        return obj is None and super().has_change_permission(request)
 
-    def save_model(self, request, obj, form, change):
-        if change:
-            obj.save(update_fields=["name"])
-            return
-        token, raw = tokens.create_token(obj.user, obj.name)
-        # The admin goes on with `obj` (log entry, redirect): make it the saved token.
-        for field in ApiToken._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(token, field.attname))
-        obj._state = token._state
-        messages.success(
-            request,
-            f"The token for {token.user.get_username()} is {raw} — copy it now and hand it over securely: "
-            "it is shown only this once.",
-        )
+    def has_delete_permission(self, request, obj=None):
+        return False  # Revoked tokens stay listed: they tell whose token was used until when.
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke_tokens(self, request, queryset):
+        # The staff member revoking is the actor the audit trail records, not the tokens' owners.
         revoked = sum(tokens.revoke(token, request.user) for token in queryset.select_related("user"))
         self.message_user(request, f"Revoked {revoked} token{'s' if revoked != 1 else ''}.", messages.SUCCESS)
 
@@ -251,6 +244,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "action", "username", "ip", "environment", "application", "summary"]
     list_filter = ["action", "environment"]
     search_fields = ["username", "summary", "application"]
+
+    def get_queryset(self, request):
+        # The same rows as the audit page: staff see only what their environment access shows.
+        return audit.visible_to(request.user, super().get_queryset(request))
 
 
 # Group membership is access: changes to users and groups go to the audit trail too.

@@ -1,6 +1,12 @@
-"""The audit page: filter the trail, page through it, export it as CSV."""
+"""The audit page: filter the trail, page through it, export it as CSV.
+
+Both show only the rows `audit.visible_to` gives the reader.
+"""
 
 import csv
+import json
+import re
+from dataclasses import dataclass
 from datetime import datetime, time
 
 from django.contrib.auth.decorators import login_required
@@ -11,7 +17,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from lifecycle import access
+from lifecycle import access, audit
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
 from lifecycle.models import AccessLevel, AuditEvent
 
@@ -33,8 +39,8 @@ def _date(text, end=False):
     return timezone.make_aware(datetime.combine(day, time.max if end else time.min))
 
 
-def _filtered(params):
-    events = AuditEvent.objects.all()
+def _filtered(user, params):
+    events = audit.visible_to(user)
     if params.get("user"):
         events = events.filter(username__iexact=params["user"][:150])
     if params.get("environment"):
@@ -55,7 +61,9 @@ def _filtered(params):
 def audit_list(request: HtmxHttpRequest):
     _require_auditor(request.user)
     params = {key: request.GET.get(key, "").strip() for key in FILTERS}
-    page = Paginator(_filtered(params), 100).get_page(request.GET.get("page"))
+    page = Paginator(_filtered(request.user, params), 100).get_page(request.GET.get("page"))
+    for event in page:
+        event.changes = changes(event.before, event.after)
     context = {
         "page": page,
         "params": params,
@@ -80,26 +88,69 @@ def audit_export(request: HtmxHttpRequest):
 
     def rows():
         yield writer.writerow(header)
-        for event in _filtered(params).iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    event.at.isoformat(),
-                    event.action,
-                    event.username,
-                    event.ip or "",
-                    event.environment,
-                    event.application,
-                    _safe_cell(event.summary),
-                    _safe_cell(str(event.before) if event.before is not None else ""),
-                    _safe_cell(str(event.after) if event.after is not None else ""),
-                ]
-            )
+        for event in _filtered(request.user, params).iterator(chunk_size=2000):
+            cells = [
+                event.at.isoformat(),
+                event.action,
+                event.username,
+                event.ip or "",
+                event.environment,
+                event.application,
+                event.summary,
+                _json(event.before),
+                _json(event.after),
+            ]
+            yield writer.writerow([_safe_cell(cell) for cell in cells])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="stageboard-audit.csv"'
     return response
 
 
+# Spreadsheets run a cell starting with one of these as a formula, a tab or carriage return included.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _safe_cell(text):
-    """Spreadsheets run cells starting with = + - @ as formulas; a leading quote keeps them text."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    """Every cell, whoever wrote it (a username, an environment's name): a leading quote keeps it text."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _json(value):
+    return "" if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+# Blob and tree hashes: the first 12 characters tell them apart, as git's short hashes do.
+_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    before: str | None
+    after: str | None
+
+
+def changes(before, after) -> list[Change]:
+    """The "before → after" of an event, readable: one line per key whose value changed."""
+    records = [value for value in (before, after) if value is not None]
+    if not records:
+        return []
+    if not all(isinstance(record, dict) for record in records):
+        return [_change("", before, after)]
+    before, after = before or {}, after or {}
+    keys = list(before) + [key for key in after if key not in before]
+    return [
+        _change(key, before.get(key), after.get(key)) for key in keys if before.get(key) != after.get(key)
+    ]
+
+
+def _change(key, before, after) -> Change:
+    return Change(key, _readable(before), _readable(after))
+
+
+def _readable(value) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return _HASH.sub(lambda match: match.group()[:12] + "…", text)

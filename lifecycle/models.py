@@ -546,3 +546,36 @@ class AuditEvent(ImmutableModel):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.username or '-'} {self.summary}"
+
+
+class LoginAttempt(models.Model):
+    """A counter of login attempts for one key: a username, an address, or the pair of both.
+
+    Attempts are counted before the password is checked, under a lock on this
+    row, so attempts made at the same moment are counted one after another
+    (lifecycle/login_attempts.py). Usernames are kept exactly as the login form
+    hands them to authentication (stripped, NFKC), so no spelling of one name
+    escapes its count.
+    """
+
+    class Scope(models.TextChoices):
+        PAIR = "pair", "Username from address"
+        ADDRESS = "address", "Address"
+        USERNAME = "username", "Username"
+
+    scope = models.CharField(max_length=10, choices=Scope.choices)
+    username = models.CharField(max_length=150, blank=True)
+    address = models.CharField(max_length=45, blank=True)  # A validated IP address, or "" when unknown.
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+    last_attempt_at = models.DateTimeField(db_index=True)
+    # On a pair: the username last logged in from this address, which spares it the username's slowdown.
+    last_success_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "username", "address"], name="one_login_counter_per_key")
+        ]
+
+    def __str__(self):
+        return f"{self.get_scope_display()} {self.username} {self.address}".strip()

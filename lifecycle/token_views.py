@@ -11,9 +11,9 @@ from lifecycle import tokens
 from lifecycle.htmx import HtmxHttpRequest
 from lifecycle.models import ApiToken
 
-# The raw token survives the redirect after creation in the session, and is
-# removed from it the first time the page shows it: it is never shown twice.
-NEW_TOKEN_SESSION_KEY = "stageboard_new_api_token"
+# Earlier releases kept a new raw token in the session under this key until the page showed it:
+# whatever is left there is dropped the next time the page is opened.
+LEGACY_SESSION_KEY = "stageboard_new_api_token"
 
 
 class TokenForm(forms.Form):
@@ -23,12 +23,8 @@ class TokenForm(forms.Form):
     )
 
 
-def _render_list(request, form, status=200):
-    new_token = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
-    token_list = list(request.user.api_tokens.all())
-    if new_token and not any(t.pk == new_token["id"] and t.is_active for t in token_list):
-        new_token = None
-    context = {"tokens": token_list, "form": form, "new_token": new_token}
+def _render_list(request, form, status=200, new_token=None):
+    context = {"tokens": list(request.user.api_tokens.all()), "form": form, "new_token": new_token}
     return render(request, "lifecycle/tokens.html", context, status=status)
 
 
@@ -36,6 +32,7 @@ def _render_list(request, form, status=200):
 @login_required
 @require_http_methods(["GET"])
 def token_list(request: HtmxHttpRequest):
+    request.session.pop(LEGACY_SESSION_KEY, None)
     return _render_list(request, TokenForm())
 
 
@@ -47,8 +44,9 @@ def token_create(request: HtmxHttpRequest):
     if not form.is_valid():
         return _render_list(request, form, status=422)
     token, raw = tokens.create_token(request.user, form.cleaned_data["name"])
-    request.session[NEW_TOKEN_SESSION_KEY] = {"id": token.pk, "name": token.name, "raw": raw}
-    return redirect("tokens:list")
+    # Shown in this very response and kept nowhere (no session, no message): it cannot leak later.
+    new_token = {"name": token.name, "raw": raw}
+    return _render_list(request, TokenForm(), new_token=new_token)
 
 
 @login_required

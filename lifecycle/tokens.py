@@ -1,10 +1,14 @@
-"""Personal API tokens: made once, stored only as a hash, revoked but never reused.
+"""Personal API tokens: made by their owner, stored only as a hash, revoked but never reused.
 
 A token is `sb_` followed by 40 random URL-safe characters. Only its SHA-256 is
 stored, so a leaked database does not leak tokens; the raw token is returned
 once, by `create_token`, and never again. Authentication hashes what the client
 sent and looks the hash up through the unique index: nothing secret is compared
 character by character, so response times say nothing about a valid token.
+
+A token acts with all its owner's rights, so nobody makes one for someone
+else: that would hand the owner's rights to whoever made it. The owner makes
+it on their API tokens page; the admin only lists and revokes.
 """
 
 from __future__ import annotations
@@ -33,8 +37,17 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def create_token(user, name: str) -> tuple[ApiToken, str]:
-    """Make a token for `user`; return it and the raw token, which is never available again."""
+def create_token(owner, name: str) -> tuple[ApiToken, str]:
+    """`owner` makes themselves a token; return it and the raw token, which is never available again.
+
+    The owner is the one acting: within a request, anyone else signed in is
+    refused, whichever page, form or endpoint calls this.
+    """
+    actor = audit.acting_user()
+    if actor is not None and actor.pk != owner.pk:
+        raise PermissionDenied(
+            "Nobody makes an API token for someone else: its owner makes it on their API tokens page."
+        )
     name = (name or "").strip()
     if not name:
         raise ValueError("Give the token a name, so you can recognise it later.")
@@ -43,14 +56,14 @@ def create_token(user, name: str) -> tuple[ApiToken, str]:
         raise ValueError(f"A token name has at most {max_length} characters.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(30)
     token = ApiToken.objects.create(
-        user=user, name=name, prefix=raw[:PREFIX_LENGTH], token_hash=hash_token(raw)
+        user=owner, name=name, prefix=raw[:PREFIX_LENGTH], token_hash=hash_token(raw)
     )
-    logger.info("API token %s (%s) created for %s", token.pk, token.prefix, user.get_username())
+    logger.info("API token %s (%s) created by its owner %s", token.pk, token.prefix, owner.get_username())
     audit.record(
         AuditEvent.Action.TOKEN_CREATED,
-        user=user,
-        summary=f"API token {name!r} ({token.prefix}…) created for {user.get_username()}",
-        after={"token": token.prefix, "name": name, "owner": user.get_username()},
+        user=owner,
+        summary=f"API token {name!r} ({token.prefix}…) created by its owner {owner.get_username()}",
+        after={"token": token.prefix, "name": name, "owner": owner.get_username()},
     )
     return token, raw
 

@@ -1,8 +1,9 @@
 import csv
 import io
+import re
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.urls import reverse
 
 from lifecycle.blocking import block, unblock
@@ -10,7 +11,7 @@ from lifecycle.deploying.running import run_deployment, start_deployment
 from lifecycle.deploying.validation import validate
 from lifecycle.models import AccessLevel, AuditEvent, Environment, EnvironmentAccess, ImmutableError
 from lifecycle.tokens import create_token, revoke
-from tests.factories import publish_files, released_application
+from tests.factories import make_user, publish_files, released_application
 
 pytestmark = pytest.mark.django_db
 
@@ -81,11 +82,18 @@ def test_it_records_failed_logins_and_throttles_them(client, viewer, settings):
         assert response.status_code == 200
     failures = AuditEvent.objects.filter(action="login_failed")
     assert failures.count() == 3 and failures.first().ip == "198.51.100.9"
-    # Even the right password is refused while locked, and the refusal says so.
-    response = client.post(reverse("login"), {"username": "viewer", "password": "pw-viewer"})
+    # Whoever failed is unknown: the name tried is not recorded as the one who acted.
+    assert failures.first().username == "" and failures.first().after == {"username": "viewer"}
+    # Even the right password is refused from that address while locked, and the refusal says so.
+    response = client.post(
+        reverse("login"), {"username": "viewer", "password": "pw-viewer"}, REMOTE_ADDR="198.51.100.9"
+    )
     assert response.status_code == 429
     assert "Too many failed logins" in response.content.decode()
     assert "_auth_user_id" not in client.session
+    # The lock is the guesser's: the person, from their own address, still logs in.
+    response = client.post(reverse("login"), {"username": "viewer", "password": "pw-viewer"})
+    assert response.status_code == 302
 
 
 def test_it_lets_a_user_log_in_below_the_limit(client, viewer):
@@ -154,6 +162,110 @@ def test_it_shows_filters_and_exports_the_trail(client, release_manager, viewer,
     client.force_login(viewer)
     assert client.get(reverse("lifecycle:audit")).status_code == 403
     assert client.get(reverse("lifecycle:audit-export")).status_code == 403
+
+
+def test_it_protects_every_csv_column_from_formulas(client, environments):
+    """User, environment and application names are written by people too; so are tabs and CRs."""
+    for start in ["=", "+", "-", "@", "\t", "\r"]:
+        AuditEvent.objects.create(
+            at="2026-11-29T10:00:00Z",
+            action="tag",
+            username=f"{start}HYPERLINK(1)",
+            environment=f"{start}Env",
+            application=f"{start}App",
+            summary=f"{start}cmd",
+            before={"name": f"{start}x"},
+        )
+    client.force_login(User.objects.create_superuser("root", password="x"))
+    response = client.get(reverse("lifecycle:audit-export"))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode(), newline="")))
+    assert len(rows) == 7
+    for row in rows[1:]:
+        assert row[2].startswith("'") and row[4].startswith("'") and row[5].startswith("'")
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+
+
+@pytest.fixture
+def dev_auditor(environments):
+    """`full` on Development, nothing anywhere else."""
+    return make_user("dev-auditor", {environments[0]: AccessLevel.FULL})
+
+
+def test_it_shows_an_auditor_only_the_environments_they_can_view(client, dev_auditor, environments):
+    application, (core,), _ = released_application("Shop", environments)
+    release_manager = make_user("rm", {e: AccessLevel.FULL for e in environments})
+    publish_files(core, environments[0], {"main.py": "dev"}, user=release_manager)
+    publish_files(core, environments[3], {"main.py": "prod fix"}, user=release_manager)
+    client.post(reverse("login"), {"username": "rm", "password": "wrong"}, REMOTE_ADDR="203.0.113.9")
+    token, _ = create_token(release_manager, "ci")
+    revoke(token, release_manager)
+    AuditEvent.objects.create(at="2026-11-29T10:00:00Z", action="admin_change", summary="Changed user rm")
+    assert AuditEvent.objects.filter(environment="Production").exists()
+
+    client.force_login(dev_auditor)
+    html = client.get(reverse("lifecycle:audit")).content.decode()
+    response = client.get(reverse("lifecycle:audit-export"))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[1:]
+    assert {row[4] for row in rows} == {"Development"}
+    # Development's publish and tag; no login, token or admin event, nor the failed login's address.
+    assert {row[1] for row in rows} == {"publish", "tag"}
+    assert "Production" not in html and "203.0.113.9" not in html
+    assert set(re.findall(r'data-action="(\w+)"', html)) == {"publish", "tag"}
+    # Filtering by a hidden environment finds nothing rather than its rows.
+    html = client.get(reverse("lifecycle:audit"), {"environment": "Production"}).content.decode()
+    assert "Nothing recorded matches" in html
+
+
+def test_it_shows_account_events_to_superusers_only(client, release_manager, environments):
+    token, _ = create_token(release_manager, "ci")
+    client.post(reverse("login"), {"username": "nobody", "password": "wrong"})
+    client.force_login(release_manager)  # `full` everywhere, but not a superuser
+    html = client.get(reverse("lifecycle:audit")).content.decode()
+    assert 'data-action="token_created"' not in html and 'data-action="login_failed"' not in html
+    client.force_login(User.objects.create_superuser("root", password="x"))
+    html = client.get(reverse("lifecycle:audit")).content.decode()
+    assert 'data-action="token_created"' in html and 'data-action="login_failed"' in html
+
+
+def test_it_filters_the_admins_audit_list_the_same_way(client, environments):
+    staff = make_user("staff", {environments[0]: AccessLevel.VIEW}, is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename="view_auditevent"))
+    AuditEvent.objects.create(
+        at="2026-11-29T10:00:00Z", action="tag", environment="Development", summary="dev tag"
+    )
+    AuditEvent.objects.create(
+        at="2026-11-29T10:00:00Z", action="tag", environment="Production", summary="prod tag"
+    )
+    AuditEvent.objects.create(
+        at="2026-11-29T10:00:00Z", action="login_failed", summary="Failed login as 'root'"
+    )
+    client.force_login(staff)
+    html = client.get(reverse("admin:lifecycle_auditevent_changelist")).content.decode()
+    assert "dev tag" in html and "prod tag" not in html and "Failed login" not in html
+
+
+def test_it_shows_before_and_after_readably(client, environments):
+    tree = "ab12cd34ef56" + "0" * 52
+    AuditEvent.objects.create(
+        at="2026-11-29T10:00:00Z",
+        action="publish",
+        environment="Development",
+        summary="Published",
+        before={"module": "Core", "version": 1, "tree": "f" * 64},
+        after={"module": "Core", "version": 2, "tree": tree},
+    )
+    client.force_login(User.objects.create_superuser("root", password="x"))
+    html = client.get(reverse("lifecycle:audit")).content.decode()
+    cell = html[html.index('class="small changes"') :].split("</td>")[0]
+    assert "version:</span> 1 → 2" in cell
+    assert "tree:</span> ffffffffffff… → ab12cd34ef56…" in cell
+    assert "module" not in cell  # unchanged keys are left out
+    assert "{" not in cell and tree not in cell
+
+
+def test_it_lists_the_audit_middleware_once(settings):
+    assert settings.MIDDLEWARE.count("lifecycle.audit.AuditMiddleware") == 1
 
 
 def test_it_lists_the_trail_in_a_fixed_number_of_queries(

@@ -3,12 +3,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 
 from lifecycle import tokens
-from lifecycle.models import ApiToken
+from lifecycle.audit import AuditMiddleware
+from lifecycle.models import ApiToken, AuditEvent
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
@@ -94,6 +95,26 @@ def test_it_lets_only_the_owner_or_staff_revoke(developer, viewer):
     assert tokens.revoke(token, admin) is True
 
 
+def test_it_refuses_to_make_a_token_for_someone_else_within_a_request(rf, developer, viewer):
+    """Whatever page or endpoint calls it, a signed-in user makes tokens for themselves only."""
+    request = rf.post("/anywhere")
+    request.user = developer
+
+    with pytest.raises(PermissionDenied, match="Nobody makes an API token for someone else"):
+        AuditMiddleware(lambda request: tokens.create_token(viewer, "CI"))(request)
+    assert not ApiToken.objects.exists()
+    assert not AuditEvent.objects.filter(action="token_created").exists()
+
+    token, _ = AuditMiddleware(lambda request: tokens.create_token(developer, "CI"))(request)
+    assert token.user == developer
+
+
+def test_it_records_the_owner_as_the_one_who_made_the_token(developer):
+    tokens.create_token(developer, "CI")
+    event = AuditEvent.objects.get(action="token_created")
+    assert event.username == "developer" and event.user == developer
+
+
 # The profile page.
 
 
@@ -109,17 +130,31 @@ def test_it_lists_the_users_own_tokens(client, developer, viewer):
     assert f'href="{reverse("tokens:list")}"' in html  # the nav link
 
 
-def test_it_shows_a_new_token_once(client, developer):
+def test_it_shows_a_new_token_once_in_the_response_that_makes_it(client, developer):
     client.force_login(developer)
     response = client.post(reverse("tokens:create"), {"name": "CI pipeline"})
-    assert response.status_code == 302
-    assert response["Location"] == reverse("tokens:list")
-    html = client.get(reverse("tokens:list")).content.decode()
+    assert response.status_code == 200  # the page itself, not a redirect
+    assert "no-store" in response["Cache-Control"]
+    html = response.content.decode()
     raw = RAW_TOKEN.search(html).group()
     assert "Copy it now" in html
+    assert f'data-list-url="{reverse("tokens:list")}"' in html  # a reload shows the list, not a new token
     assert tokens.authenticate(raw) == developer
     assert ApiToken.objects.get().name == "CI pipeline"
     assert raw not in client.get(reverse("tokens:list")).content.decode()
+
+
+def test_it_keeps_the_new_token_nowhere(client, developer):
+    """Not in the session row (signed, not encrypted), not in a message: only in the response."""
+    from django.contrib.sessions.models import Session
+
+    client.force_login(developer)
+    response = client.post(reverse("tokens:create"), {"name": "CI pipeline"})
+    raw = RAW_TOKEN.search(response.content.decode()).group()
+    for session in Session.objects.all():
+        assert raw not in str(session.get_decoded()) and raw not in session.session_data
+    assert raw not in str(dict(client.session))
+    assert raw not in str(response.cookies)
 
 
 def test_it_refuses_a_nameless_token_with_the_error_shown(client, developer):
@@ -177,16 +212,44 @@ def admin_client(client, environments):
     return client
 
 
-def test_it_lets_an_admin_create_a_token_for_a_user(admin_client, developer):
-    response = admin_client.post(
-        reverse("admin:lifecycle_apitoken_add"), {"user": developer.pk, "name": "Build server"}, follow=True
-    )
-    assert response.status_code == 200
-    shown = " ".join(str(message) for message in response.context["messages"])
-    raw = RAW_TOKEN.search(shown).group()
+def _staff_with(*codenames):
+    staff = make_user("staff", is_staff=True)
+    staff.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return staff
+
+
+def test_it_refuses_a_staff_user_minting_a_token_for_the_superuser(client, environments):
+    """The attack: staff whose only permission is "add API token" made one for the superuser."""
+    root = User.objects.create_superuser("root", password="x")
+    client.force_login(_staff_with("add_apitoken"))
+    url = reverse("admin:lifecycle_apitoken_add")
+    assert client.get(url).status_code == 403
+    response = client.post(url, {"user": root.pk, "name": "mine now"})
+    assert response.status_code == 403
+    assert not RAW_TOKEN.search(response.content.decode())
+    assert not ApiToken.objects.exists()
+    assert not AuditEvent.objects.filter(action="token_created").exists()
+
+
+def test_it_refuses_to_make_a_token_in_the_admin_even_for_a_superuser(admin_client, developer):
+    url = reverse("admin:lifecycle_apitoken_add")
+    response = admin_client.post(url, {"user": developer.pk, "name": "Build server"})
+    assert response.status_code == 403
+    assert not ApiToken.objects.exists()
+    index = admin_client.get(reverse("admin:index")).content.decode()
+    assert url not in index  # no "Add" link either
+
+
+def test_it_never_hands_a_token_to_another_user_in_the_admin(client, developer, environments):
+    root = User.objects.create_superuser("root", password="x")
+    token, raw = tokens.create_token(developer, "CI")
+    client.force_login(_staff_with("view_apitoken", "change_apitoken"))
+    url = reverse("admin:lifecycle_apitoken_change", args=[token.pk])
+    assert client.get(url).status_code == 200
+    client.post(url, {"user": root.pk, "name": "renamed"})
+    token.refresh_from_db()
+    assert token.user == developer and token.name == "CI"
     assert tokens.authenticate(raw) == developer
-    token = ApiToken.objects.get()
-    assert token.name == "Build server" and token.prefix == raw[:12]
 
 
 def test_it_never_shows_the_hash_in_the_admin(admin_client, developer):
@@ -194,7 +257,6 @@ def test_it_never_shows_the_hash_in_the_admin(admin_client, developer):
     for url in [
         reverse("admin:lifecycle_apitoken_changelist"),
         reverse("admin:lifecycle_apitoken_change", args=[token.pk]),
-        reverse("admin:lifecycle_apitoken_add"),
     ]:
         response = admin_client.get(url)
         assert response.status_code == 200
@@ -214,3 +276,17 @@ def test_it_revokes_selected_tokens_from_the_admin(admin_client, developer):
     assert "Revoked 2 tokens." in response.content.decode()
     assert ApiToken.objects.filter(revoked_at__isnull=False).count() == 2
     assert tokens.authenticate(kept_raw) == developer
+
+
+def test_it_names_the_staff_member_who_revoked_as_the_actor(client, developer, environments):
+    token, raw = tokens.create_token(developer, "CI")
+    staff = _staff_with("view_apitoken", "change_apitoken")
+    client.force_login(staff)
+    client.post(
+        reverse("admin:lifecycle_apitoken_changelist"),
+        {"action": "revoke_tokens", "_selected_action": [token.pk]},
+    )
+    assert tokens.authenticate(raw) is None
+    event = AuditEvent.objects.get(action="token_revoked")
+    assert event.username == "staff" and event.user == staff
+    assert "of developer" in event.summary
