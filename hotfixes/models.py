@@ -33,6 +33,7 @@ class Hotfix(models.Model):
     objects = HotfixQuerySet.as_manager()
 
     class Meta:
+        verbose_name_plural = "hotfixes"
         ordering = ["-opened_at"]
         constraints = [
             models.UniqueConstraint(

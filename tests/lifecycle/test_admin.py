@@ -74,3 +74,14 @@ def test_it_keeps_the_admin_for_staff_only(client, developer):
     client.force_login(developer)
     response = client.get(reverse("admin:index"))
     assert response.status_code == 302
+
+
+def test_it_calls_hotfixes_hotfixes(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert "Hotfixes" in html and "Hotfixs" not in html
+
+
+def test_it_serves_a_favicon_to_anyone(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith("/img/favicon.svg")
