@@ -139,6 +139,6 @@ def test_the_grid_keeps_a_fixed_number_of_queries_with_equal_contents(
         tag_environment(application, pre, "0.3.1")
         merge_back(core, fix, qa)
     client.force_login(viewer)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):
         html = client.get(reverse("lifecycle:pipeline")).content.decode()
     assert "0.3+" not in html
