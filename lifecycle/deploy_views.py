@@ -3,7 +3,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -11,6 +10,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from lifecycle import access
+from lifecycle.deploying.plans import (
+    PlanError,
+    delete_plan,
+    plan_for_deployment,
+    plan_for_user,
+    plans_between,
+    save_plan,
+)
 from lifecycle.deploying.running import launch, start_deployment
 from lifecycle.deploying.validation import DeploymentRefused, validate
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
@@ -18,9 +25,7 @@ from lifecycle.models import (
     AccessLevel,
     Application,
     ApplicationTag,
-    DeploymentPlan,
     EnvironmentTag,
-    PlanItem,
 )
 from lifecycle.pipeline import build_rows
 from lifecycle.request_values import parse_id
@@ -86,7 +91,7 @@ def _render_plan(request, data, *, error=None, status=200, plan=None):
         "can_deploy": can_deploy,
         "can_confirm": access.can(request.user, target, AccessLevel.FULL),
         "plan": plan,
-        "plans": DeploymentPlan.objects.filter(source=source, target=target).order_by("name")[:20],
+        "plans": plans_between(request.user, source, target),
     }
     return render(request, page_or_partial(request, "lifecycle/deploy.html", "plan"), context, status=status)
 
@@ -94,7 +99,13 @@ def _render_plan(request, data, *, error=None, status=200, plan=None):
 @login_required
 @require_GET
 def deploy(request: HtmxHttpRequest):
-    return _render_plan(request, request.GET)
+    # Opened from a saved plan: the page carries it, so the deployment records which plan it ran.
+    _, source, target = _environments(request.user, request.GET)
+    try:
+        plan = plan_for_deployment(request.user, parse_id(request.GET.get("plan")), source, target)
+    except PlanError as error:
+        return _render_plan(request, request.GET, error=str(error), status=422)
+    return _render_plan(request, request.GET, plan=plan)
 
 
 @login_required
@@ -103,8 +114,10 @@ def deploy_run(request: HtmxHttpRequest):
     data = request.POST
     _, source, target = _environments(request.user, data)
     applications = _selected_applications(data, source, target)
-    plan_id = parse_id(data.get("plan"))
-    plan = DeploymentPlan.objects.filter(pk=plan_id).first() if plan_id else None
+    try:
+        plan = plan_for_deployment(request.user, parse_id(data.get("plan")), source, target)
+    except PlanError as error:
+        return _render_plan(request, data, error=str(error), status=422)
     if len(data.get("notes", "")) > MAX_TEXT:
         return _render_plan(
             request,
@@ -142,32 +155,18 @@ def plan_save(request: HtmxHttpRequest):
     data = request.POST
     _, source, target = _environments(request.user, data)
     access.require(request.user, target, AccessLevel.DEPLOY)
-    applications = _selected_applications(data, source, target)
-    name = data.get("name", "").strip()
-    if len(name) > 100 or len(data.get("notes", "")) > MAX_TEXT:
-        return _render_plan(
-            request,
-            data,
-            error=f"A plan name has at most 100 characters and notes at most {MAX_TEXT}; nothing was saved.",
-            status=422,
-        )
-    if not name or not applications:
-        return _render_plan(
-            request, data, error="Give the plan a name and at least one application.", status=422
-        )
-    numbers = _numbers(data)
-    with transaction.atomic():
-        plan = DeploymentPlan.objects.create(
-            name=name,
-            source=source,
-            target=target,
+    try:
+        plan = save_plan(
+            request.user,
+            source,
+            target,
+            _selected_applications(data, source, target),
+            name=data.get("name", ""),
+            numbers=_numbers(data),
             notes=data.get("notes", ""),
-            created_by=request.user,
         )
-        PlanItem.objects.bulk_create(
-            PlanItem(plan=plan, application=application, number=numbers.get(application.pk, ""))
-            for application in applications
-        )
+    except PlanError as error:
+        return _render_plan(request, data, error=str(error), status=422)
     messages.success(
         request, f"Saved the plan “{plan.name}”. Open it from the deploy page to validate and run it."
     )
@@ -190,17 +189,14 @@ def _plan_url(plan):
 @login_required
 @require_GET
 def plan_open(request: HtmxHttpRequest, plan_id: int):
-    plan = get_object_or_404(DeploymentPlan, pk=plan_id)
-    access.require(request.user, plan.target, AccessLevel.VIEW)
-    return redirect(_plan_url(plan))
+    return redirect(_plan_url(plan_for_user(request.user, plan_id)))
 
 
 @login_required
 @require_POST
 def plan_delete(request: HtmxHttpRequest, plan_id: int):
-    plan = get_object_or_404(DeploymentPlan, pk=plan_id)
-    access.require(request.user, plan.target, AccessLevel.DEPLOY)
-    plan.delete()
+    plan = plan_for_user(request.user, plan_id)
+    delete_plan(request.user, plan)
     messages.info(request, f"Deleted the plan “{plan.name}”.")
     return redirect(f"{reverse('lifecycle:deploy')}?source={plan.source_id}&target={plan.target_id}")
 

@@ -515,6 +515,8 @@ class AuditEvent(ImmutableModel):
         HOTFIX_SOLVED = "hotfix_solved", "Hotfix solved"
         BLOCK = "block", "Block"
         UNBLOCK = "unblock", "Unblock"
+        PLAN_SAVED = "plan_saved", "Plan saved"
+        PLAN_DELETED = "plan_deleted", "Plan deleted"
         TOKEN_CREATED = "token_created", "API token created"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
         LOGIN_FAILED = "login_failed", "Login failed"
