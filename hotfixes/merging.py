@@ -153,7 +153,11 @@ def prepare(application, source, target, module_ids=None) -> PreparedMerge:
 
     def read(digest):
         if digest not in contents:
-            contents[digest] = bytes(Blob.objects.get(hash=digest).data)
+            # Applying a selection reads every file of the target (the merged module is whole):
+            # the first file not read yet brings all the targets' files in one query.
+            wanted = {d for _, _, t, _ in pending if t for d in manifests[t.pk].values()} | {digest}
+            missing = Blob.objects.filter(hash__in=wanted - contents.keys())
+            contents.update((d, bytes(data)) for d, data in missing.values_list("hash", "data"))
         return contents[digest]
 
     sided = []  # (module, base versions, base manifest, target manifest, target version, source version)

@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from hotfixes.engine.linediff import diff_lines
-from hotfixes.engine.treemerge import apply
+from hotfixes.engine.textmerge import resolve
 from hotfixes.forms import MergeSelectionForm
 from hotfixes.merging import (
     MAX_COMMENT,
@@ -184,15 +184,19 @@ def propagate(request: HtmxHttpRequest, hotfix_id: int):
 
 
 def _step_summary(prepared) -> dict:
-    """What one environment will receive: per module, each file with the hunks the merge changes there."""
+    """What one environment will receive: per module, each text file with the hunks the merge changes there.
+
+    Only the files the source changed are read (not the whole module, as publishing does).
+    """
     modules = []
     for merge in prepared.modules:
-        merged = apply(merge.tree) if not merge.has_conflicts else None
         files = []
         for file in merge.files:
-            before = merge.tree.read(file.target_hash) if file.target_hash else None
-            after = merged.files.get(file.path) if merged else None
-            files.append({"file": file, "diff": diff_lines(before, after) if merged else None})
+            diff = None
+            if file.kind == "text" and not file.is_conflict:
+                before = merge.tree.read(file.target_hash) if file.target_hash else None
+                diff = diff_lines(before, resolve(file.regions).text.encode("utf-8"))
+            files.append({"file": file, "diff": diff})
         modules.append({"merge": merge, "files": files})
     return {"prepared": prepared, "modules": modules}
 

@@ -773,3 +773,31 @@ def test_the_module_history_and_the_timeline_mark_a_partial_merge(client, enviro
     page = client.get(reverse("hotfixes:hotfix", args=[hotfix.pk])).content.decode()
     assert "Partly merged into Quality Assurance: some changes were left out" in page
     assert "(lacks eCommerce-Cart: cart.py line 10)" in page
+
+
+def test_the_merge_and_propagate_pages_read_a_fixed_number_of_queries_whatever_the_files(
+    client, release_manager, environments, django_assert_max_num_queries
+):
+    """Merging reads the whole target module (the result is whole), in one query, not one per file."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    dev, qa, pre, prod = environments
+
+    def hotfixed(name, count):
+        files = {"cart.py": BASE, **{f"lib/f{n}.py": f"n = {n}\n" for n in range(count)}}
+        application, (cart,) = released(environments, {"Cart": files}, name=name)
+        publish_files(cart, pre, {**files, "cart.py": edit(BASE, {2: "fixed 2"})}, user=release_manager)
+        return application, Hotfix.objects.get(application=application)
+
+    small, small_hotfix = hotfixed("Small", 2)
+    large, large_hotfix = hotfixed("Large", 40)
+    client.force_login(release_manager)
+    for url_of in (
+        lambda app, hotfix: f"{MERGE}?application={app.pk}&source={pre.pk}&target={qa.pk}",
+        lambda app, hotfix: reverse("hotfixes:propagate", args=[hotfix.pk]),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url_of(small, small_hotfix)).status_code == 200
+        with django_assert_max_num_queries(len(queries)):
+            assert client.get(url_of(large, large_hotfix)).status_code == 200
