@@ -15,14 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from hotfixes.merging import prepare
 from hotfixes.models import Hotfix, HotfixChange, Merge, MergeItem
-from lifecycle import blocking
+from lifecycle import audit, blocking
 from lifecycle.deploying.switching import deploy_tag
 from lifecycle.deploying.validation import validate
 from lifecycle.editing import add_file, open_draft
@@ -31,6 +33,7 @@ from lifecycle.models import (
     ApiToken,
     ApplicationBlock,
     ApplicationTag,
+    AuditEvent,
     Blob,
     CurrentVersion,
     Deployment,
@@ -44,6 +47,7 @@ from lifecycle.models import (
 from lifecycle.rollback import rollback_validation
 from lifecycle.tagging import tag_environment
 from lifecycle.tokens import create_token
+from tests.editor_forms import draft_fields
 from tests.factories import publish_files, released_application
 from tests.zips import make_zip
 
@@ -51,51 +55,104 @@ VIEW, PUBLISH, DEPLOY, FULL = (int(level) for level in AccessLevel)
 DEV, QA, PRE, PROD = range(4)
 ENVIRONMENT_NAMES = ["Development", "Quality Assurance", "Pre-Production", "Production"]
 
-# The personas of tests/conftest.py, written out again so the expectations do not come from the
-# code under test: each persona's level per environment (0: no access), in pipeline order.
+
+class Levels(tuple):
+    """A persona's level in each environment, in pipeline order (0: no access), and whether they are staff."""
+
+    staff: bool
+
+    def __new__(cls, levels, *, staff=False):
+        self = super().__new__(cls, levels)
+        self.staff = staff
+        return self
+
+
+# The personas, written out from the specification's level table (view < publish < deploy < full)
+# so that the expectations never come from the code under test.
 LEVELS = {
-    "viewer": (VIEW, VIEW, VIEW, VIEW),
-    "developer": (DEPLOY, DEPLOY, DEPLOY, VIEW),
-    "release_manager": (FULL, FULL, FULL, FULL),
-    "outsider": (0, 0, 0, 0),
+    "outsider": Levels((0, 0, 0, 0)),  # logged in, no access anywhere
+    "viewer": Levels((VIEW, VIEW, VIEW, VIEW)),
+    "publisher": Levels((PUBLISH, PUBLISH, PUBLISH, PUBLISH)),
+    "developer": Levels((DEPLOY, DEPLOY, DEPLOY, VIEW)),
+    "release_manager": Levels((FULL, FULL, FULL, FULL)),
+    # An operator of the admin (view, add and change on the console's models and users), in no
+    # group with access to any environment.
+    "staff_without_access": Levels((0, 0, 0, 0), staff=True),
+    "dev_only": Levels((VIEW, 0, 0, 0)),  # sees Development, nothing else
 }
 PERSONAS = tuple(LEVELS)
+
+# What a rule expects of a request (a rule may also answer True for ALLOWED, False for FORBIDDEN).
+ALLOWED = "allowed"  # 2xx/3xx (exit code 0) and the change made
+FORBIDDEN = "403"  # 403 (a JSON 403 from the API, exit code 3 from a command), nothing written
+HIDDEN = "404"  # 404: what the user may not see is not confirmed to exist; nothing written
+UNSEEN = "403 or 404"  # either refusal, nothing written
+REFUSED = "4xx"  # any 4xx (nobody may do it; the status depends on who asks), nothing written
+NO_EFFECT = "no effect"  # any answer below 500, and nothing written
+
+
+def expectation(rule, levels, index) -> str:
+    verdict = rule(levels, index)
+    return {True: ALLOWED, False: FORBIDDEN}.get(verdict, verdict)
 
 
 # ---------------------------------------------------------------------------
 # What a change could write
 
 
+_COUNTED = {
+    "versions": ModuleVersion,
+    "blobs": Blob,
+    "changes": ModuleChange,
+    "tags": ApplicationTag,
+    "deployments": Deployment,
+    "hotfix_changes": HotfixChange,
+    "merges": Merge,
+    "merge_items": MergeItem,
+    "plan_items": PlanItem,
+}
+_LISTED = {
+    "current": (CurrentVersion, ["environment_id", "module_id", "version_id"]),
+    "environment_tags": (EnvironmentTag, ["environment_id", "application_id", "tag_id"]),
+    "hotfixes": (Hotfix, ["id", "solved_at", "solved_note"]),
+    "blocks": (ApplicationBlock, ["id", "unblocked_at"]),
+    "drafts": (Draft, ["id", "manifest", "comment"]),
+    "tokens": (ApiToken, ["id", "user_id", "revoked_at"]),
+    "plans": (DeploymentPlan, ["id", "name"]),
+}
+
+
+def _table(model):
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _comparable(value):
+    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+
+
 def snapshot() -> dict[str, Any]:
-    """Everything a change could write, in a form two calls can be compared with."""
+    """Everything a change could write, in a form two calls can be compared with.
+
+    Plain SQL, a query per table listed and one for every count: the matrix takes two snapshots
+    in each of its cases, and the ORM's query building was a third of the suite's time.
+    """
+    with connection.cursor() as cursor:
+        counted = ", ".join(f"(SELECT COUNT(*) FROM {_table(model)})" for model in _COUNTED.values())
+        cursor.execute(f"SELECT {counted}")
+        counts = dict(zip(_COUNTED, cursor.fetchone(), strict=True))
+        rows = {}
+        for key, (model, fields) in _LISTED.items():
+            columns = ", ".join(connection.ops.quote_name(model._meta.get_field(f).column) for f in fields)
+            order = "1" if fields[0] == "id" else ", ".join(str(n) for n in range(1, len(fields) + 1))
+            cursor.execute(f"SELECT {columns} FROM {_table(model)} ORDER BY {order}")
+            rows[key] = [tuple(map(_comparable, row)) for row in cursor.fetchall()]
+    plans = rows.pop("plans")
+    counted_alone = ("versions", "blobs", "changes", "tags", "deployments", "hotfix_changes")
     return {
-        "versions": ModuleVersion.objects.count(),
-        "blobs": Blob.objects.count(),
-        "changes": ModuleChange.objects.count(),
-        "current": sorted(CurrentVersion.objects.values_list("environment_id", "module_id", "version_id")),
-        "tags": ApplicationTag.objects.count(),
-        "environment_tags": sorted(
-            EnvironmentTag.objects.values_list("environment_id", "application_id", "tag_id")
-        ),
-        "deployments": Deployment.objects.count(),
-        "hotfixes": sorted(
-            (pk, str(solved_at), note)
-            for pk, solved_at, note in Hotfix.objects.values_list("pk", "solved_at", "solved_note")
-        ),
-        "hotfix_changes": HotfixChange.objects.count(),
-        "blocks": sorted(
-            (pk, str(unblocked_at))
-            for pk, unblocked_at in ApplicationBlock.objects.values_list("pk", "unblocked_at")
-        ),
-        "drafts": sorted(
-            (draft.pk, json.dumps(draft.manifest, sort_keys=True), draft.comment)
-            for draft in Draft.objects.all()
-        ),
-        "tokens": sorted(
-            (pk, str(revoked)) for pk, revoked in ApiToken.objects.values_list("pk", "revoked_at")
-        ),
-        "merges": (Merge.objects.count(), MergeItem.objects.count()),
-        "plans": (sorted(DeploymentPlan.objects.values_list("pk", "name")), PlanItem.objects.count()),
+        **{key: counts[key] for key in counted_alone},
+        **rows,
+        "merges": (counts["merges"], counts["merge_items"]),
+        "plans": (plans, counts["plan_items"]),
     }
 
 
@@ -190,7 +247,15 @@ def run_command(ctx: Ctx, *args, **options) -> int:
 
 
 def needs(level):
-    return lambda levels, i: levels[i] >= level
+    """`level` in the case's environment. One the user cannot see at all, while seeing others, may
+    answer 403 or 404: the specification asks 403 of a change refused and 404 of what is not seen."""
+
+    def rule(levels, i):
+        if levels[i] < VIEW and any(levels):
+            return UNSEEN
+        return levels[i] >= level
+
+    return rule
 
 
 def logged_in(levels, i):
@@ -216,6 +281,53 @@ def propagate_rule(levels, i):
     return levels[i] >= VIEW and all(levels[j] >= PUBLISH for j in range(i))
 
 
+def sees_two(levels, i):
+    """The deploy dialog shows a source and a target: it needs two environments to see."""
+    return sum(level >= VIEW for level in levels) >= 2
+
+
+def auditor(levels, i):
+    """The audit trail is read by staff and by users with full access somewhere (docs/security.md)."""
+    return levels.staff or FULL in levels
+
+
+def plan_rule(level):
+    """A plan (environment i-1 to i) exists only for users who see both; using it needs `level` on i."""
+
+    def rule(levels, i):
+        if not any(levels):
+            return UNSEEN  # the "no access to any environment" 403 comes first, or the plan's 404
+        if levels[i - 1] < VIEW or levels[i] < VIEW:
+            return HIDDEN
+        return levels[i] >= level
+
+    return rule
+
+
+def version_seen_in(*where):
+    """A version published in, or ever current in, the environments `where` (indexes).
+
+    Seen with view on any of them; hidden (404) from users who see only other environments; a
+    user who sees no environment at all gets the "no access to any environment" 403, or the 404.
+    """
+
+    def rule(levels, i):
+        if any(levels[j] >= VIEW for j in where):
+            return ALLOWED
+        return HIDDEN if any(levels) else UNSEEN
+
+    return rule
+
+
+def nobody(verdict):
+    return lambda levels, i: verdict
+
+
+def views(index):
+    """View on one fixed environment, whatever the case's environment."""
+    return lambda levels, i: levels[index] >= VIEW
+
+
 # ---------------------------------------------------------------------------
 # The actions
 
@@ -223,15 +335,19 @@ def propagate_rule(levels, i):
 @dataclass(frozen=True)
 class Action:
     name: str
-    kind: str  # "browser", "api" or "command"
+    kind: str  # "browser", "api", "command" or "admin"
     environments: tuple  # indexes where the action applies; (None,) for actions outside environments
-    rule: Callable
-    request: Callable[[Ctx], Req] | None = None  # browser and api
+    rule: Callable  # (levels, index) -> True, False or one of ALLOWED, FORBIDDEN, HIDDEN, REFUSED, NO_EFFECT
+    request: Callable[[Ctx], Req] | None = None  # browser, api and admin
     command: Callable[[Ctx], int] | None = None  # command
     setup: Callable[[Ctx], None] | None = None
     writes: tuple = ()  # snapshot keys an allowed action changes; () for pages that only read
     htmx: bool = False  # the htmx variant answers differently and is checked too
     post: bool = True  # a changing request (CSRF applies)
+    # What the answer must (not) show the persona: (ctx, levels, body) -> None, asserting.
+    check: Callable | None = None
+    csrf: bool = True  # test_csrf posts it with a token and expects success: not for what nobody may do
+    url_name: str | None = None  # a URL still being added: the case is skipped while it does not exist
 
     def __str__(self):
         return self.name
@@ -249,6 +365,21 @@ def module_url(name):
 def _draft_with_change(c):
     draft = open_draft(c.user, c.module, c.env)
     add_file(draft, "draft.py", b"x = 1\n")
+
+
+def _editor_page_shown(c):
+    """What the editor page's forms carry (the draft, its revision, the file's content hash), as
+    when the user has the page open: without them every editor form is refused as stale."""
+    c.extra["form"] = draft_fields(c.user, c.module, c.env, "main.py")
+
+
+def _editor_page_with_change(c):
+    _draft_with_change(c)
+    _editor_page_shown(c)
+
+
+def _editor_post(name, data=None):
+    return lambda c: Req("post", module_url(name)(c), {**c.extra["form"], **(data or {})})
 
 
 def _deploy_source_ahead(c):
@@ -358,12 +489,14 @@ def _api_get(name, args):
 
 
 def _publish_command(c):
+    c.tmp_path.mkdir(parents=True, exist_ok=True)  # made only by the cases that need it
     path = c.tmp_path / "module.zip"
     path.write_bytes(make_zip({"main.py": "print('from the command line')\n"}))
     return run_command(c, "publish", c.env.name, c.module.name, str(path), user=c.user.username)
 
 
 def _download_command(c):
+    c.tmp_path.mkdir(parents=True, exist_ok=True)
     return run_command(
         c, "download", c.env.name, c.module.name, str(c.tmp_path / "out.zip"), user=c.user.username
     )
@@ -373,6 +506,122 @@ def _get(url):
     return lambda c: Req("get", url(c))
 
 
+def _foreign_plan(c):
+    """The source ahead of the target, and a plan saved for another pair of environments."""
+    _deploy_source_ahead(c)
+    source, target = (c.at(QA), c.at(PRE)) if c.index == QA else (c.at(DEV), c.at(QA))
+    c.extra["plan"] = DeploymentPlan.objects.create(
+        name="Another pair's plan", source=source, target=target, created_by=c.user
+    )
+
+
+def _forward_merge_request(c):
+    """Merging environment i's changes into the next one: forward, which only Tag & Deploy may do."""
+    source, target = c.env, c.at(c.index + 1)
+    try:
+        fingerprint = prepare(c.application, source, target).fingerprint
+    except Exception:  # a domain that refuses to prepare it at all is right too
+        fingerprint = ""
+    data = {
+        "application": c.application.pk,
+        "source": source.pk,
+        "target": target.pk,
+        "fingerprint": fingerprint,
+        "action": "merge",
+    }
+    return Req("post", reverse("hotfixes:merge"), data)
+
+
+# The audit trail: one line per environment, and account events (a failed login, a token made and
+# revoked) that only superusers may read.
+AUDIT_ENVIRONMENT_MARKERS = [f"audit-marker-env{i}-" for i in range(4)]
+AUDIT_ACCOUNT_MARKERS = ["audit-marker-login-", "audit-marker-token-made-", "audit-marker-token-revoked-"]
+
+
+def record_audit_trail(c):
+    for environment, marker in zip(c.environments, AUDIT_ENVIRONMENT_MARKERS, strict=True):
+        audit.record(
+            AuditEvent.Action.PUBLISH, environment=environment, application=c.application, summary=marker
+        )
+    actions = (
+        AuditEvent.Action.LOGIN_FAILED,
+        AuditEvent.Action.TOKEN_CREATED,
+        AuditEvent.Action.TOKEN_REVOKED,
+    )
+    for action, marker in zip(actions, AUDIT_ACCOUNT_MARKERS, strict=True):
+        audit.record(action, user="someone", summary=marker, ip="203.0.113.9")
+
+
+def shows_only_visible_audit_rows(c, levels, body):
+    """Rows of the environments the persona can view, and account events for superusers only."""
+    for level, marker in zip(levels, AUDIT_ENVIRONMENT_MARKERS, strict=True):
+        if level >= VIEW:
+            assert marker.encode() in body, f"the audit trail lacks a row the user may see: {marker}"
+        else:
+            assert marker.encode() not in body, (
+                f"the audit trail shows a row of a hidden environment: {marker}"
+            )
+    for marker in AUDIT_ACCOUNT_MARKERS:
+        assert marker.encode() not in body, (
+            f"the audit trail shows an account event to a non-superuser: {marker}"
+        )
+
+
+# A version that exists only in Production, published there as a hotfix: a user who cannot view
+# Production must not learn anything of it, by any page, fragment, download, diff or API.
+HIDDEN_CONTENT, HIDDEN_COMMENT = "PRODONLY-SECRET", "prod-only-comment"
+
+
+def production_only_version(c):
+    c.extra["hidden"] = publish_files(
+        c.module, c.at(PROD), {"main.py": f"print('{HIDDEN_CONTENT}')\n"}, comment=HIDDEN_COMMENT
+    ).number
+    c.extra["hotfix"] = Hotfix.objects.open().get(application=c.application, environment=c.at(PROD))
+
+
+def _hides_production(c, levels, body):
+    if levels[PROD] >= VIEW:
+        return
+    for secret in (HIDDEN_CONTENT, HIDDEN_COMMENT):
+        assert secret.encode() not in body, f"shown {secret!r} of a version only in Production"
+    hotfix_url = reverse("hotfixes:hotfix", args=[c.extra["hotfix"].pk])
+    assert hotfix_url.encode() not in body, "linked to the hotfix of Production"
+
+
+def _dev_module_file(number):
+    """The module page in Development showing one file of version `number` (with htmx: the fragment)."""
+    return lambda c: Req(
+        "get",
+        reverse("lifecycle:module", args=[c.module.pk, c.at(DEV).pk]),
+        {"version": number(c), "path": "main.py"},
+    )
+
+
+def _hidden(c):
+    return c.extra["hidden"]
+
+
+def _someone_else(c):
+    """A superuser to mint a token for: the most valuable token there is."""
+    root = User.objects.filter(username="root").first()
+    c.extra["victim"] = root or User.objects.create_superuser("root", password="x")
+
+
+def _own_token_and_someone_else(c):
+    _own_token(c)
+    _someone_else(c)
+
+
+def _admin_token_add(c):
+    return Req("post", "/admin/lifecycle/apitoken/add/", {"user": c.extra["victim"].pk, "name": "minted"})
+
+
+def _admin_token_reassign(c):
+    token = c.extra["token"]
+    data = {"user": c.extra["victim"].pk, "name": "renamed", "_save": "Save"}
+    return Req("post", f"/admin/lifecycle/apitoken/{token.pk}/change/", data)
+
+
 ACTIONS = [
     # Publish-level: the editor, zip upload, API and command line, in every environment.
     Action(
@@ -380,9 +629,8 @@ ACTIONS = [
         "browser",
         ALL,
         needs(PUBLISH),
-        lambda c: Req(
-            "post", module_url("editor-save")(c), {"path": "main.py", "content": "print('saved')\n"}
-        ),
+        _editor_post("editor-save", {"path": "main.py", "content": "print('saved')\n"}),
+        setup=_editor_page_shown,
         writes=("drafts",),
     ),
     Action(
@@ -390,7 +638,8 @@ ACTIONS = [
         "browser",
         ALL,
         needs(PUBLISH),
-        lambda c: Req("post", module_url("editor-add")(c), {"path": "added.py", "content": "x = 1\n"}),
+        _editor_post("editor-add", {"path": "added.py", "content": "x = 1\n"}),
+        setup=_editor_page_shown,
         writes=("drafts",),
     ),
     Action(
@@ -398,7 +647,8 @@ ACTIONS = [
         "browser",
         ALL,
         needs(PUBLISH),
-        lambda c: Req("post", module_url("editor-rename")(c), {"path": "main.py", "new_path": "renamed.py"}),
+        _editor_post("editor-rename", {"path": "main.py", "new_path": "renamed.py"}),
+        setup=_editor_page_shown,
         writes=("drafts",),
     ),
     Action(
@@ -406,7 +656,8 @@ ACTIONS = [
         "browser",
         ALL,
         needs(PUBLISH),
-        lambda c: Req("post", module_url("editor-delete")(c), {"path": "main.py"}),
+        _editor_post("editor-delete", {"path": "main.py"}),
+        setup=_editor_page_shown,
         writes=("drafts",),
     ),
     Action(
@@ -414,8 +665,8 @@ ACTIONS = [
         "browser",
         ALL,
         needs(PUBLISH),
-        lambda c: Req("post", module_url("editor-discard")(c)),
-        setup=_draft_with_change,
+        _editor_post("editor-discard"),
+        setup=_editor_page_with_change,
         writes=("drafts",),
     ),
     Action(
@@ -423,8 +674,8 @@ ACTIONS = [
         "browser",
         ALL,
         needs(PUBLISH),
-        lambda c: Req("post", module_url("editor-publish")(c), {"comment": "from the editor"}),
-        setup=_draft_with_change,
+        _editor_post("editor-publish", {"comment": "from the editor"}),
+        setup=_editor_page_with_change,
         writes=("versions", "current", "drafts"),
     ),
     Action(
@@ -494,7 +745,7 @@ ACTIONS = [
         "plan-delete",
         "browser",
         NOT_FIRST,
-        needs(DEPLOY),
+        plan_rule(DEPLOY),
         lambda c: Req("post", reverse("lifecycle:plan-delete", args=[c.extra["plan"].pk])),
         setup=_plan,
         writes=("plans",),
@@ -666,6 +917,7 @@ ACTIONS = [
         (None,),
         sees_any,
         _get(lambda c: reverse("lifecycle:pipeline")),
+        htmx=True,  # the grid's fragment
         post=False,
     ),
     Action(
@@ -677,7 +929,7 @@ ACTIONS = [
         post=False,
     ),
     Action(
-        "deploy-page", "browser", (None,), sees_any, _get(lambda c: reverse("lifecycle:deploy")), post=False
+        "deploy-page", "browser", (None,), sees_two, _get(lambda c: reverse("lifecycle:deploy")), post=False
     ),
     Action(
         "deployments-page",
@@ -726,7 +978,7 @@ ACTIONS = [
         "plan-page",
         "browser",
         NOT_FIRST,
-        needs(VIEW),
+        plan_rule(VIEW),
         _get(lambda c: reverse("lifecycle:plan", args=[c.extra["plan"].pk])),
         setup=_plan,
         post=False,
@@ -753,22 +1005,199 @@ ACTIONS = [
         post=False,
     ),
     Action("tokens-page", "browser", (None,), logged_in, _get(lambda c: reverse("tokens:list")), post=False),
-    # The audit trail: staff and users with full access somewhere.
+    # The audit trail: staff and users with full access somewhere; each sees the rows of the
+    # environments they can view, and account events are for superusers only.
     Action(
         "audit-page",
         "browser",
         (None,),
-        lambda levels, i: FULL in levels,
+        auditor,
         _get(lambda c: reverse("lifecycle:audit")),
+        setup=record_audit_trail,
+        check=shows_only_visible_audit_rows,
         post=False,
     ),
     Action(
         "audit-export",
         "browser",
         (None,),
-        lambda levels, i: FULL in levels,
+        auditor,
         _get(lambda c: reverse("lifecycle:audit-export")),
+        setup=record_audit_trail,
+        check=shows_only_visible_audit_rows,
         post=False,
+    ),
+    Action(
+        "module-file",
+        "browser",
+        ALL,
+        needs(VIEW),
+        lambda c: Req("get", module_url("module")(c), {"version": 1, "path": "main.py"}),
+        htmx=True,  # the file fragment
+        post=False,
+    ),
+    Action(
+        "hotfix-list",
+        "browser",
+        (None,),
+        sees_any,
+        _get(lambda c: reverse("hotfixes:list")),
+        post=False,
+        url_name="hotfixes:list",
+    ),
+    # Nobody may: a plan saved for another pair of environments, and merging forward (changes
+    # move forward only by Tag & Deploy).
+    Action(
+        "deploy-run-foreign-plan",
+        "browser",
+        NOT_FIRST,
+        nobody(REFUSED),
+        lambda c: _deploy_request(c, plan=c.extra["plan"].pk),
+        setup=_foreign_plan,
+        csrf=False,
+    ),
+    Action(
+        "merge-forward",
+        "browser",
+        NOT_LAST,
+        nobody(REFUSED),
+        _forward_merge_request,
+        setup=lambda c: change(c.module, c.env, "not yet deployed"),
+        csrf=False,
+    ),
+    # A version only in Production: every read of it answers 404 to a user who cannot view
+    # Production, and no page lists it, its comment or its hotfix.
+    Action(
+        "hidden-version-file",
+        "browser",
+        (None,),
+        version_seen_in(PROD),
+        _dev_module_file(_hidden),
+        setup=production_only_version,
+        check=_hides_production,
+        htmx=True,
+        post=False,
+    ),
+    Action(
+        "hidden-version-download",
+        "browser",
+        (None,),
+        version_seen_in(PROD),
+        lambda c: Req(
+            "get", reverse("lifecycle:module-download", args=[c.module.pk, c.at(DEV).pk, _hidden(c)])
+        ),
+        setup=production_only_version,
+        post=False,
+    ),
+    Action(
+        "hidden-version-diff",
+        "browser",
+        (None,),
+        version_seen_in(PROD),
+        lambda c: Req("get", reverse("hotfixes:diff", args=[c.module.pk, 1, _hidden(c)])),
+        setup=production_only_version,
+        check=_hides_production,
+        post=False,
+    ),
+    Action(
+        "hidden-version-compare-file",
+        "browser",
+        (None,),
+        version_seen_in(PROD),
+        lambda c: Req(
+            "get",
+            reverse("hotfixes:compare-file"),
+            {
+                "application": c.application.pk,
+                "source": c.at(DEV).pk,
+                "target": c.at(DEV).pk,
+                "module": c.module.pk,
+                "version": _hidden(c),
+                "base": 1,
+                "path": "main.py",
+            },
+        ),
+        setup=production_only_version,
+        check=_hides_production,
+        post=False,
+    ),
+    Action(
+        "hidden-version-api-archive",
+        "api",
+        (None,),
+        version_seen_in(PROD),
+        _api_get("version-archive", lambda c: [c.module.name, c.extra["hidden"]]),
+        setup=lambda c: (production_only_version(c), _own_token(c)),
+        post=False,
+    ),
+    Action(
+        "hidden-version-module-page",
+        "browser",
+        (None,),
+        views(DEV),
+        _get(lambda c: reverse("lifecycle:module", args=[c.module.pk, c.at(DEV).pk])),
+        setup=production_only_version,
+        check=_hides_production,
+        post=False,
+    ),
+    Action(
+        "hidden-version-application-page",
+        "browser",
+        (None,),
+        sees_any,
+        _get(lambda c: reverse("lifecycle:application", args=[c.application.pk])),
+        setup=production_only_version,
+        check=_hides_production,
+        post=False,
+    ),
+    Action(
+        "hidden-version-hotfix-list",
+        "browser",
+        (None,),
+        sees_any,
+        _get(lambda c: reverse("hotfixes:list")),
+        setup=production_only_version,
+        check=_hides_production,
+        post=False,
+        url_name="hotfixes:list",
+    ),
+    Action(
+        "hidden-version-visible-file",  # beside it, the version current in Development is shown
+        "browser",
+        (None,),
+        views(DEV),
+        _dev_module_file(lambda c: 1),
+        setup=production_only_version,
+        check=_hides_production,
+        htmx=True,
+        post=False,
+    ),
+    # The admin: nobody makes a token for someone else, nor gives one to someone else.
+    Action(
+        "admin-token-add-page",
+        "admin",
+        (None,),
+        nobody(FORBIDDEN),
+        _get(lambda c: "/admin/lifecycle/apitoken/add/"),
+        post=False,
+    ),
+    Action(
+        "admin-token-add",
+        "admin",
+        (None,),
+        nobody(FORBIDDEN),
+        _admin_token_add,
+        setup=_someone_else,
+        csrf=False,
+    ),
+    Action(
+        "admin-token-reassign",
+        "admin",
+        (None,),
+        nobody(NO_EFFECT),
+        _admin_token_reassign,
+        setup=_own_token_and_someone_else,
+        csrf=False,
     ),
 ]
 ACTIONS_BY_NAME = {action.name: action for action in ACTIONS}

@@ -1,31 +1,60 @@
 """Who may do what: every action, for every persona, in every environment where it applies.
 
-The expected outcome comes from the level table of the specification (view < publish < deploy
-< full) and the personas' levels (tests.security.LEVELS), never from the code under test:
-allowed means a 2xx/3xx answer (exit code 0 for a command) and the change made; refused means a
-403 (exit code 3 for a command, a JSON 403 for the API) and nothing written at all. Hidden
-buttons are no protection: every request is sent directly.
+The personas (tests.security.LEVELS): no access, view, publish, deploy (Production view-only),
+full, staff without environment access, and a viewer of Development only. The expected outcome
+comes from the level table of the specification (view < publish < deploy < full) and those
+levels, never from the code under test: allowed means a 2xx/3xx answer (exit code 0 for a
+command) and the change made; refused means a 403 (exit code 3 for a command, a JSON 403 for the
+API), or a 404 for what the user may not see, and nothing written at all. Hidden buttons are no
+protection: every request is sent directly, browser forms, htmx fragments, the API and the admin
+alike.
 """
 
-import pytest
-from django.urls import URLResolver, get_resolver, reverse
+from collections.abc import Iterator
+from copy import copy
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
 
-from lifecycle.models import AccessLevel
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Q
+from django.test import Client
+from django.urls import NoReverseMatch, URLResolver, get_resolver, reverse
+
+from lifecycle.models import AccessLevel, ApiToken, ApplicationTag, DeploymentPlan, Module
 from lifecycle.tokens import create_token, revoke
-from tests.factories import make_user
+from tests.factories import make_environments, make_user
 from tests.security import (
     ACTIONS,
     ACTIONS_BY_NAME,
+    ALLOWED,
+    AUDIT_ACCOUNT_MARKERS,
+    AUDIT_ENVIRONMENT_MARKERS,
+    DEV,
     ENVIRONMENT_NAMES,
+    FORBIDDEN,
+    FULL,
+    HIDDEN,
     LEVELS,
+    NO_EFFECT,
     PERSONAS,
     PRE,
     PROD,
     QA,
+    REFUSED,
+    UNSEEN,
     Ctx,
+    Levels,
     build_world,
     differences,
+    expectation,
+    production_only_version,
+    record_audit_trail,
     send,
+    shows_only_visible_audit_rows,
     snapshot,
 )
 
@@ -49,6 +78,10 @@ CASES = list(_cases())
 def test_the_matrix_covers_every_changing_action():
     changing = {action.name for action in ACTIONS if action.post}
     assert changing == {
+        "deploy-run-foreign-plan",
+        "merge-forward",
+        "admin-token-add",
+        "admin-token-reassign",
         "editor-save",
         "editor-add",
         "editor-rename",
@@ -71,15 +104,30 @@ def test_the_matrix_covers_every_changing_action():
         "token-create",
         "token-revoke",
     }
-    assert len(CASES) > 400
+    assert len(CASES) > 1000
+    assert set(PERSONAS) == {
+        "outsider",
+        "viewer",
+        "publisher",
+        "developer",
+        "release_manager",
+        "staff_without_access",
+        "dev_only",
+    }
 
 
 # Every URL of the console, with the actions of the matrix that request it.
 URL_ACTIONS = {
     "lifecycle:pipeline": ["pipeline-page"],
-    "lifecycle:application": ["application-page"],
-    "lifecycle:module": ["module-page"],
-    "lifecycle:module-download": ["module-download"],
+    "lifecycle:application": ["application-page", "hidden-version-application-page"],
+    "lifecycle:module": [
+        "module-page",
+        "module-file",
+        "hidden-version-file",
+        "hidden-version-module-page",
+        "hidden-version-visible-file",
+    ],
+    "lifecycle:module-download": ["module-download", "hidden-version-download"],
     "lifecycle:module-upload": ["module-upload"],
     "lifecycle:editor": ["editor-page"],
     "lifecycle:editor-save": ["editor-save"],
@@ -88,9 +136,9 @@ URL_ACTIONS = {
     "lifecycle:editor-delete": ["editor-delete"],
     "lifecycle:editor-discard": ["editor-discard"],
     "lifecycle:editor-publish": ["editor-publish"],
-    "hotfixes:diff": ["diff-page"],
+    "hotfixes:diff": ["diff-page", "hidden-version-diff"],
     "lifecycle:deploy": ["deploy-page"],
-    "lifecycle:deploy-run": ["deploy-run", "deploy-anyway"],
+    "lifecycle:deploy-run": ["deploy-run", "deploy-anyway", "deploy-run-foreign-plan"],
     "lifecycle:plan-save": ["plan-save"],
     "lifecycle:plan": ["plan-page"],
     "lifecycle:plan-delete": ["plan-delete"],
@@ -101,22 +149,33 @@ URL_ACTIONS = {
     "lifecycle:unblock": ["unblock"],
     "lifecycle:audit": ["audit-page"],
     "lifecycle:audit-export": ["audit-export"],
+    "hotfixes:list": ["hotfix-list", "hidden-version-hotfix-list"],
     "hotfixes:hotfix": ["hotfix-page"],
     "hotfixes:solve": ["mark-solved"],
     "hotfixes:propagate": ["propagate", "propagate-page"],
-    "hotfixes:merge": ["merge", "merge-page"],
+    "hotfixes:merge": ["merge", "merge-page", "merge-forward"],
     "hotfixes:compare": ["compare-page"],
-    "hotfixes:compare-file": ["compare-file-page"],
+    "hotfixes:compare-file": ["compare-file-page", "hidden-version-compare-file"],
     "tokens:list": ["tokens-page"],
     "tokens:create": ["token-create"],
     "tokens:revoke": ["token-revoke"],
     "api:publish": ["api-publish"],
     "api:environment-archive": ["api-environment-archive"],
-    "api:version-archive": ["api-version-archive"],
+    "api:version-archive": ["api-version-archive", "hidden-version-api-archive"],
     "api:application": ["api-application"],
 }
 # Public by design: logging in and out, and the API's JSON 404 for unknown URLs.
 PUBLIC_URLS = {"login", "logout", "api:not-found"}
+# The admin's own URLs, outside the console's resolver walk, with the actions that request them.
+ADMIN_ACTIONS = {"admin-token-add-page", "admin-token-add", "admin-token-reassign"}
+
+
+def url_exists(name) -> bool:
+    try:
+        reverse(name)
+    except NoReverseMatch:
+        return False
+    return True
 
 
 def _url_names(resolver, prefix=""):
@@ -132,53 +191,167 @@ def _url_names(resolver, prefix=""):
 
 def test_every_url_of_the_console_is_in_the_matrix():
     """A new URL must be added to the matrix (or declared public) before it ships."""
-    assert set(_url_names(get_resolver())) == set(URL_ACTIONS) | PUBLIC_URLS
-    assert {name for names in URL_ACTIONS.values() for name in names} | {
+    names = set(_url_names(get_resolver()))
+    still_missing = {action.url_name for action in ACTIONS if action.url_name} - names
+    assert names == set(URL_ACTIONS) - still_missing | PUBLIC_URLS
+    assert {name for names in URL_ACTIONS.values() for name in names} | ADMIN_ACTIONS | {
         "command-publish",
         "command-download",
     } == set(ACTIONS_BY_NAME)
 
 
-def _outcome(ctx, action, htmx):
-    """(allowed?, refused?, detail) of running the action once."""
+@dataclass
+class Outcome:
+    """What one request (or command) answered."""
+
+    status: int  # the exit code for a command
+    body: bytes = b""
+    json: bool = False
+    login: str | None = None  # the login page it sent the user to, if any
+    hx_redirect: bool = False
+
+    def __str__(self):
+        where = f", sent to {self.login}" if self.login else ""
+        return f"status {self.status}{where}: {self.body[:300]!r}"
+
+
+def _outcome(ctx, action, htmx) -> Outcome:
     if action.kind == "command":
-        code = action.command(ctx)
-        return code == 0, code == 3, f"exit code {code}"
+        return Outcome(action.command(ctx))
     response = send(ctx, action.request(ctx), htmx=htmx)
-    status = response.status_code
-    if action.kind == "api":
-        refused = status == 403 and response["Content-Type"] == "application/json"
-        return 200 <= status < 300, refused, f"status {status}: {response.content[:300]!r}"
-    if htmx and action.name.startswith("deploy"):
-        # htmx follows HX-Redirect to the deployment page, instead of a 302.
-        return status == 200 and "HX-Redirect" in response, status == 403, f"status {status}"
-    if 300 <= status < 400 and response.url.startswith(reverse("login")):
-        return False, False, f"sent to the login page: {response.url}"
     body = b"".join(response.streaming_content) if response.streaming else response.content
-    return 200 <= status < 400, status == 403, f"status {status}: {body[:300]!r}"
+    login = None
+    if 300 <= response.status_code < 400 and response.url.startswith(("/admin/login/", reverse("login"))):
+        login = response.url
+    return Outcome(
+        response.status_code,
+        body,
+        json=response.get("Content-Type") == "application/json",
+        login=login,
+        hx_redirect="HX-Redirect" in response,
+    )
 
 
-@pytest.mark.parametrize(("action_name", "persona", "index", "htmx"), CASES)
-def test_access(action_name, persona, index, htmx, request, environments, client, tmp_path):
-    action = ACTIONS_BY_NAME[action_name]
-    user = request.getfixturevalue(persona)
-    client.force_login(user)
-    ctx = build_world(Ctx(environments, user, client, tmp_path, index))
-    if action.setup:
-        action.setup(ctx)
-    expected = action.rule(LEVELS[persona], index)
+def _matches(expected, action, outcome: Outcome, htmx) -> bool:
+    """Whether the outcome is the one expected, in the way this kind of action answers."""
+    status = outcome.status
+    if action.kind == "command":
+        wanted = {ALLOWED: (0,), FORBIDDEN: (3,), HIDDEN: (4,), UNSEEN: (3, 4)}  # lifecycle/cli.py's codes
+        return status != 0 if expected == REFUSED else status in wanted[expected]
+    if expected == NO_EFFECT:
+        return status < 500
+    if expected == REFUSED:
+        return 400 <= status < 500
+    if action.kind == "api":
+        if expected == ALLOWED:
+            return 200 <= status < 300
+        return outcome.json and status in {FORBIDDEN: (403,), HIDDEN: (404,), UNSEEN: (403, 404)}[expected]
+    if expected == ALLOWED:
+        if htmx and action.name.startswith("deploy"):
+            # htmx follows HX-Redirect to the deployment page, instead of a 302.
+            return status == 200 and outcome.hx_redirect
+        return 200 <= status < 400 and outcome.login is None
+    if action.kind == "admin" and expected == FORBIDDEN:
+        # The admin sends users who are not staff to its login page; staff get a 403, or a 404
+        # where the page does not exist.
+        return status in (403, 404) or (outcome.login or "").startswith("/admin/login/")
+    return status in {FORBIDDEN: (403,), HIDDEN: (404,), UNSEEN: (403, 404)}[expected]
 
-    before = snapshot()
-    allowed, refused, detail = _outcome(ctx, action, htmx)
-    after = snapshot()
 
-    changed = differences(before, after)
-    if expected:
-        assert allowed, f"{persona} should be allowed to {action.name}: {detail}"
-        assert set(action.writes) <= set(changed), f"{action.name} did not write {action.writes}: {changed}"
-    else:
-        assert refused, f"{persona} should be refused {action.name} with a 403: {detail}"
-        assert changed == [], f"a refused {action.name} wrote {changed}"
+@dataclass
+class World:
+    """The pipeline, the application and one user per persona, shared by every case of the matrix."""
+
+    environments: list
+    module: Module
+    tag: ApplicationTag
+    users: dict  # persona -> user
+    sessions: dict  # persona -> the key of a session logged in as them
+    tmp: Path  # each case has a folder under it, made only when a command needs one
+    cases: Iterator[int] = field(default_factory=count)
+
+
+def _persona_users(environments):
+    users = {}
+    for persona, levels in LEVELS.items():
+        given = {e: level for e, level in zip(environments, levels, strict=True) if level}
+        users[persona] = make_user(persona.replace("_", "-"), given, is_staff=levels.staff)
+    # A typical operator of the admin: view, add and change on the console's models and on users,
+    # through a group that gives no environment access.
+    operators = Group.objects.create(name="operators")
+    operators.permissions.set(
+        Permission.objects.filter(
+            Q(content_type__app_label__in=["lifecycle", "hotfixes"]) | Q(content_type__model="user"),
+            codename__regex=r"^(view|add|change)_",
+        )
+    )
+    for persona, levels in LEVELS.items():
+        if levels.staff:
+            users[persona].groups.add(operators)
+    return users
+
+
+@pytest.fixture(scope="class")
+def world(django_db_setup, django_db_blocker, tmp_path_factory):
+    """Built once for the whole matrix; each case runs in its own savepoint inside this transaction
+    (pytest-django's per-test atomic nests in it), so whatever a case writes is rolled back."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        environments = make_environments()
+        ctx = build_world(Ctx(environments, None, None, None))
+        users = _persona_users(environments)
+        sessions = {}
+        for persona, user in users.items():
+            client = Client()
+            client.force_login(user)
+            sessions[persona] = client.cookies[settings.SESSION_COOKIE_NAME].value
+        yield World(environments, ctx.module, ctx.tag, users, sessions, tmp_path_factory.mktemp("matrix"))
+        transaction.set_rollback(True)
+
+
+def _ctx(world, persona, client, index):
+    """The case's own copies of the shared records, so that nothing a case sets on them reaches the next."""
+    module = copy(world.module)
+    module.application = copy(world.module.application)
+    return Ctx(
+        [copy(environment) for environment in world.environments],
+        copy(world.users[persona]),
+        client,
+        world.tmp / f"case-{next(world.cases)}",
+        index,
+        module.application,
+        module,
+        copy(world.tag),
+    )
+
+
+class TestAccess:
+    @pytest.mark.parametrize(("action_name", "persona", "index", "htmx"), CASES)
+    def test_access(self, action_name, persona, index, htmx, world, client):
+        action = ACTIONS_BY_NAME[action_name]
+        if action.url_name and not url_exists(action.url_name):
+            pytest.skip(f"{action.url_name} does not exist yet (being added for issue 9)")
+        ctx = _ctx(world, persona, client, index)
+        client.cookies[settings.SESSION_COOKIE_NAME] = world.sessions[persona]  # logged in as the persona
+        if action.setup:
+            action.setup(ctx)
+        levels = LEVELS[persona]
+        expected = expectation(action.rule, levels, index)
+
+        before = snapshot()
+        outcome = _outcome(ctx, action, htmx)
+        changed = differences(before, snapshot())
+
+        assert _matches(expected, action, outcome, htmx), (
+            f"{persona}: {action.name} should be {expected}, got {outcome}"
+        )
+        if expected == ALLOWED:
+            assert set(action.writes) <= set(changed), (
+                f"{action.name} did not write {action.writes}: {changed}"
+            )
+        else:
+            assert changed == [], f"a refused {action.name} wrote {changed}"
+        if action.check and expected == ALLOWED:
+            action.check(ctx, levels, outcome.body)
 
 
 # ---------------------------------------------------------------------------
@@ -302,7 +475,7 @@ def test_a_token_acts_as_its_user_not_as_the_session(environments, developer, re
 
 
 # ---------------------------------------------------------------------------
-# Beyond the four personas
+# Beyond the personas
 
 
 def test_propagating_is_refused_whole_when_one_earlier_environment_is_not_allowed(
@@ -353,3 +526,74 @@ def test_a_403_page_says_why(environments, outsider, viewer, client):
     response = client.post(reverse("lifecycle:block", args=[ctx.application.pk, ctx.env.pk]), {"reason": "x"})
     assert response.status_code == 403
     assert b"You need full access to Production" in response.content
+
+
+def test_a_plan_whose_source_the_user_cannot_see_does_not_exist_for_them(environments, client, tmp_path):
+    """Deploy on Quality Assurance, nothing else: someone's plan from Development is a 404, kept whole."""
+    dev, qa = environments[DEV], environments[QA]
+    owner = make_user("planner", {e: AccessLevel.FULL for e in environments})
+    user = make_user("qa-deployer", {qa: AccessLevel.DEPLOY})
+    build_world(Ctx(environments, owner, client, tmp_path, QA))
+    plan = DeploymentPlan.objects.create(name="Nightly", source=dev, target=qa, created_by=owner)
+    client.force_login(user)
+    before = snapshot()
+    assert client.get(reverse("lifecycle:plan", args=[plan.pk])).status_code == 404
+    assert client.post(reverse("lifecycle:plan-delete", args=[plan.pk])).status_code == 404
+    assert differences(before, snapshot()) == []
+
+
+def _audit_body(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 200, response.status_code
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+@pytest.mark.parametrize("name", ["lifecycle:audit", "lifecycle:audit-export"])
+def test_full_access_to_one_environment_reads_only_its_audit_rows(name, environments, client, tmp_path):
+    user = make_user("dev-lead", {environments[DEV]: AccessLevel.FULL})
+    ctx = build_world(Ctx(environments, user, client, tmp_path))
+    record_audit_trail(ctx)
+    client.force_login(user)
+    shows_only_visible_audit_rows(ctx, Levels((FULL, 0, 0, 0)), _audit_body(client, name))
+
+
+@pytest.mark.parametrize("name", ["lifecycle:audit", "lifecycle:audit-export"])
+def test_superusers_read_every_audit_row_and_the_account_events(
+    name, environments, client, tmp_path, django_user_model
+):
+    root = django_user_model.objects.create_superuser("root", password="x")
+    ctx = build_world(Ctx(environments, root, client, tmp_path))
+    record_audit_trail(ctx)
+    client.force_login(root)
+    body = _audit_body(client, name)
+    for marker in AUDIT_ENVIRONMENT_MARKERS + AUDIT_ACCOUNT_MARKERS:
+        assert marker.encode() in body, marker
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_not_even_a_superuser_makes_a_token_for_someone_else_in_the_admin(
+    method, environments, developer, client, django_user_model
+):
+    """Tokens are made by their owner on the profile page; the admin lists and revokes them."""
+    root = django_user_model.objects.create_superuser("root", password="x")
+    client.force_login(root)
+    before = snapshot()
+    data = {"user": developer.pk, "name": "minted"}
+    response = getattr(client, method)("/admin/lifecycle/apitoken/add/", data)
+    assert response.status_code in (403, 404), response.status_code
+    assert differences(before, snapshot()) == []
+    assert not ApiToken.objects.filter(user=developer).exists()
+
+
+def test_the_editor_does_not_tell_what_production_runs_to_a_user_who_cannot_see_it(
+    environments, client, tmp_path
+):
+    """A hotfix in an environment that differs from Production is worth a warning, but only to
+    users who may view Production: to others it would tell what Production runs."""
+    user = make_user("qa-publisher", {environments[QA]: AccessLevel.PUBLISH})
+    ctx = build_world(Ctx(environments, user, client, tmp_path, QA))
+    production_only_version(ctx)
+    client.force_login(user)
+    response = client.get(reverse("lifecycle:editor", args=[ctx.module.pk, ctx.env.pk]))
+    assert response.status_code == 200
+    assert b"Production" not in response.content
