@@ -5,6 +5,7 @@ from hotfixes import compare_views, views
 app_name = "hotfixes"
 
 urlpatterns = [
+    path("hotfixes/", views.hotfix_list, name="list"),
     path("hotfixes/<int:hotfix_id>/", views.hotfix_detail, name="hotfix"),
     path("hotfixes/<int:hotfix_id>/solve", views.mark_solved, name="solve"),
     path("hotfixes/<int:hotfix_id>/propagate", views.propagate, name="propagate"),

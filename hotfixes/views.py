@@ -2,7 +2,9 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Prefetch
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import F, Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -26,7 +28,7 @@ from hotfixes.propagation import mark_solved as solve
 from hotfixes.propagation import propagate as propagate_all
 from hotfixes.timeline import timeline
 from lifecycle import access
-from lifecycle.htmx import HtmxHttpRequest
+from lifecycle.htmx import HtmxHttpRequest, page_or_partial
 from lifecycle.models import AccessLevel, Application, Environment
 from lifecycle.request_values import parse_id
 
@@ -218,6 +220,57 @@ def hotfix_detail(request: HtmxHttpRequest, hotfix_id: int):
         "can_solve": hotfix.is_open and access.can(request.user, hotfix.environment, AccessLevel.FULL),
     }
     return render(request, "hotfixes/hotfix.html", context)
+
+
+# The hotfix list: every hotfix, open and solved, of the environments the user can view.
+
+HOTFIXES_PER_PAGE = 50
+HOTFIX_STATES = {"": "Open and solved", "open": "Open", "solved": "Solved"}
+
+
+def _hotfix_filters(request, applications) -> dict:
+    """The list's filters from the query; an unknown application or state filters nothing."""
+    application_id = parse_id(request.GET.get("application"))
+    state = request.GET.get("state", "")
+    return {
+        "application": next((a for a in applications if a.pk == application_id), None),
+        "state": state if state in HOTFIX_STATES else "",
+    }
+
+
+@login_required
+@require_GET
+def hotfix_list(request: HtmxHttpRequest):
+    visible = access.visible_environments(request.user)
+    if not visible:
+        raise PermissionDenied(
+            "You have no access to any environment yet. Ask an administrator to add you to a group."
+        )
+    applications = list(Application.objects.all())
+    filters = _hotfix_filters(request, applications)
+    hotfixes = Hotfix.objects.filter(environment__in=visible)
+    if filters["application"]:
+        hotfixes = hotfixes.filter(application=filters["application"])
+    if filters["state"]:
+        hotfixes = hotfixes.filter(solved_at__isnull=filters["state"] == "open")
+    hotfixes = (
+        hotfixes.select_related("application", "environment", "opened_by", "solved_by")
+        .prefetch_related(Prefetch("changes", queryset=HotfixChange.objects.select_related("module")))
+        # Open ones first: they still need work. Then the most recently opened.
+        .order_by(F("solved_at").desc(nulls_first=True), "-opened_at", "-id")
+    )
+    page = Paginator(hotfixes, HOTFIXES_PER_PAGE).get_page(request.GET.get("page"))
+    for hotfix in page.object_list:
+        hotfix.module_names = sorted({change.module.name for change in hotfix.changes.all()})
+    context = {
+        "applications": applications,
+        "filters": filters,
+        "states": HOTFIX_STATES,
+        "page": page,
+        "hotfixes": page.object_list,
+        "filtered": any(filters.values()),
+    }
+    return render(request, page_or_partial(request, "hotfixes/hotfixes.html", "hotfixes"), context)
 
 
 @login_required
