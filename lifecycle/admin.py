@@ -1,7 +1,9 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
-from django.forms.models import model_to_dict
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseModelFormSet, model_to_dict
 
 from lifecycle import audit, tokens
 from lifecycle.models import (
@@ -117,11 +119,48 @@ class EnvironmentAccessInline(admin.TabularInline):
     extra = 0
 
 
+class EnvironmentForm(forms.ModelForm):
+    """Positions are unique: name the environment that holds one, not Django's generic message."""
+
+    def clean_position(self):
+        position = self.cleaned_data["position"]
+        holder = Environment.objects.filter(position=position).exclude(pk=self.instance.pk).first()
+        if holder is not None:
+            raise ValidationError(
+                f"Position {position} is already taken by {holder.name}. To swap two environments, "
+                "move one to a free position first."
+            )
+        return position
+
+
+class EnvironmentPositionsFormSet(BaseModelFormSet):
+    """The changelist's positions: two rows moved to one new position are refused by name."""
+
+    def clean(self):
+        taken = {}
+        for form in self.forms:
+            position = getattr(form, "cleaned_data", {}).get("position")
+            if position is None:
+                continue
+            if position in taken:
+                raise ValidationError(
+                    f"{taken[position]} and {form.instance.name} cannot both be at position {position}."
+                )
+            taken[position] = form.instance.name
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(AuditedAdmin):
+    form = EnvironmentForm
     list_display = ["name", "position", "is_production"]
     list_editable = ["position", "is_production"]
     inlines = [EnvironmentAccessInline]
+
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=EnvironmentForm, **kwargs)
+
+    def get_changelist_formset(self, request, **kwargs):
+        return super().get_changelist_formset(request, formset=EnvironmentPositionsFormSet, **kwargs)
 
 
 class ModuleInline(admin.TabularInline):
