@@ -44,10 +44,15 @@ def _visible_or_403(user):
     return environments
 
 
-def duration_label(deployment, now=None) -> str:
-    """How long the deployment took, or has been running."""
+def elapsed_seconds(deployment, now=None) -> float:
+    """How many seconds the deployment took, or has been running."""
     end = deployment.finished_at or now or timezone.now()
-    seconds = max((end - deployment.started_at).total_seconds(), 0)
+    return max((end - deployment.started_at).total_seconds(), 0)
+
+
+def duration_label(deployment, now=None) -> str:
+    """How long the deployment took, or has been running. static/js/stageboard.js words it alike."""
+    seconds = elapsed_seconds(deployment, now)
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds < 60:
@@ -179,6 +184,7 @@ def deployment_list(request: HtmxHttpRequest):
     _describe_applications(rows)
     now = timezone.now()
     for deployment in rows:
+        deployment.elapsed = elapsed_seconds(deployment, now)
         deployment.duration = duration_label(deployment, now)
     context = {
         "environments": environments,
@@ -211,7 +217,9 @@ def deployment_detail(request: HtmxHttpRequest, deployment_id: int):
     )
     access.require(request.user, deployment.target, AccessLevel.VIEW)
     _describe_applications([deployment])
-    deployment.duration = duration_label(deployment)
+    now = timezone.now()
+    deployment.elapsed = elapsed_seconds(deployment, now)
+    deployment.duration = duration_label(deployment, now)
     findings = deployment.findings if isinstance(deployment.findings, list) else []
     context = {
         "deployment": deployment,

@@ -9,7 +9,11 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def page_or_partial(request: HtmxHttpRequest, template: str, partial: str) -> str:
-    """The partial for htmx requests that swap a region; the full page otherwise (boosted included)."""
-    if request.htmx and not request.htmx.boosted:
+    """The partial for htmx requests that swap a region; the full page otherwise.
+
+    Boosted requests and history restores (the Back button after a pushed URL, with no
+    history cache) replace the whole body, so they get the whole page.
+    """
+    if request.htmx and not request.htmx.boosted and not request.htmx.history_restore_request:
         return f"{template}#{partial}"
     return template

@@ -3,9 +3,12 @@
   "use strict";
 
   // Content loaded into the dialog opens it; its Close button or Escape closes it.
+  // A history restore (the Back button) swaps the body with no target in its details: a throw
+  // here would stop htmx half way and leave the page blank.
   document.addEventListener("htmx:afterSwap", function (event) {
     var dialog = document.getElementById("dialog");
-    if (dialog && event.detail.target.id === "dialog-body" && !dialog.open) {
+    var target = event.detail && event.detail.target;
+    if (dialog && target && target.id === "dialog-body" && !dialog.open) {
       dialog.showModal();
     }
   });
@@ -14,6 +17,42 @@
       document.getElementById("dialog").close();
     }
   });
+
+  // While the plan needs "Deploy anyway" and it is not ticked, the deploy button is disabled. The
+  // server refuses such a deployment all the same; without JavaScript the button stays enabled.
+  function syncDeployButtons() {
+    document.querySelectorAll("#deploy-form[data-needs-confirmation]").forEach(function (form) {
+      var button = form.querySelector("#deploy-button");
+      var anyway = form.querySelector("input[name=deploy_anyway]");
+      if (!button) return;
+      button.disabled = !(anyway && anyway.checked);
+      button.title = !button.disabled ? "" : anyway ? "Tick “Deploy anyway” first" : "Only full access may deploy anyway";
+    });
+  }
+  document.addEventListener("DOMContentLoaded", syncDeployButtons);
+  document.addEventListener("htmx:load", syncDeployButtons);
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("input[name=deploy_anyway]")) syncDeployButtons();
+  });
+
+  // A running deployment's timer ticks by itself: between polls of its log and while a poll is slow.
+  // The server renders the seconds elapsed; this adds the time since, in duration_label's words.
+  function duration(seconds) {
+    if (seconds < 10) return seconds.toFixed(1) + " s";
+    if (seconds < 60) return Math.round(seconds) + " s";
+    var total = Math.round(seconds);
+    var minutes = Math.floor(total / 60);
+    if (minutes < 60) return minutes + " min " + (total % 60) + " s";
+    return Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+  function tickTimers() {
+    var now = Date.now();
+    document.querySelectorAll(".running-timer[data-elapsed]").forEach(function (timer) {
+      if (!timer.shownAt) timer.shownAt = now;
+      timer.textContent = duration(parseFloat(timer.dataset.elapsed) + (now - timer.shownAt) / 1000);
+    });
+  }
+  setInterval(tickTimers, 1000);
 
   // Keep the Tag & Deploy button in step with the number being typed.
   document.addEventListener("input", function (event) {

@@ -60,3 +60,48 @@ def test_it_tags_and_deploys_the_hotfix_to_production_from_the_grid(page, transa
     expect(pre).to_have_class(re.compile(r"\bhotfix\b"))
     expect(prod).not_to_have_class(re.compile(r"\bhotfix\b"))
     screenshot(page, "grid-after-0.3.1")
+
+
+def plan_versions(dialog):
+    """The source's and the target's version cells of the plan's one application."""
+    cells = dialog.locator(".plan-items tr[data-application] .plan-version")
+    expect(cells).to_have_count(2)
+    return cells.nth(0), cells.nth(1)
+
+
+def test_it_shows_hotfix_states_and_holds_deploy_until_deploy_anyway(page, transactional_db):
+    load_demo()
+    admin = User.objects.create_superuser("admin", password="demo-password")
+    fix_cart_in_pre_production(admin)
+    log_in(page, "admin", "demo-password")
+    dialog = page.locator("dialog#dialog")
+    row = page.locator('tr[data-application="eCommerce"]')
+
+    # Forward from the hotfix: the source side is red and labelled, as on the grid.
+    row.get_by_role("link", name="Deploy eCommerce from Pre-Production to Production").click()
+    source, target = plan_versions(dialog)
+    expect(source).to_have_class(re.compile(r"\bhotfix\b"))
+    expect(source.locator(".hotfix-label")).to_have_text("hotfix")
+    expect(source.locator(".version")).to_have_css("color", "rgb(198, 40, 40)")
+    expect(target).not_to_have_class(re.compile(r"\bhotfix\b"))
+    expect(dialog.get_by_role("button", name="Tag & Deploy 0.3.1")).to_be_enabled()
+    dialog.get_by_role("button", name="Close").click()
+
+    # Over the hotfix: the target is red, and deploying waits for "Deploy anyway".
+    row.get_by_role("link", name="Deploy eCommerce from Quality Assurance to Pre-Production").click()
+    expect(dialog.get_by_role("heading")).to_have_text("Deploy from Quality Assurance to Pre-Production")
+    source, target = plan_versions(dialog)
+    expect(target).to_have_class(re.compile(r"\bhotfix\b"))
+    expect(target.locator(".hotfix-label")).to_have_text("hotfix")
+    expect(source).not_to_have_class(re.compile(r"\bhotfix\b"))
+    button = dialog.locator("#deploy-button")
+    expect(button).to_be_disabled()
+    screenshot(page, "deploy-dialog-needs-deploy-anyway")
+    anyway = dialog.get_by_label(re.compile("Deploy anyway"))
+    anyway.check()
+    expect(button).to_be_enabled()
+    anyway.uncheck()
+    expect(button).to_be_disabled()
+    # Validating again swaps a new plan in: the button is held again until ticked.
+    dialog.get_by_role("button", name="Validate again").click()
+    expect(dialog.locator("#deploy-button")).to_be_disabled()
