@@ -78,6 +78,11 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
         module_id
         for _, module_id in hooks.hotfix_state().hotfixed_modules([application.pk], [environment.pk])
     }
+    versions = findings.numbers_and_contents(ModuleVersion.objects.filter(module__application=application))
+
+    def contents(modules):
+        return {module_id: versions[version_id][1] for module_id, version_id in modules.items()}
+
     undone = findings.undoes_changes(
         name,
         environment,
@@ -85,7 +90,7 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
         members,
         links=effective_links(list(members.keys() | running.keys())),
         module_names=dict(Module.objects.filter(application=application).values_list("pk", "name")),
-        versions=findings.numbers_and_contents(ModuleVersion.objects.filter(module__application=application)),
+        versions=versions,
         hotfixed=hotfixed,
         intro=f"Rolling back to {tag.number} undoes the changes made since in {environment.name}",
     )
@@ -94,10 +99,11 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
         for finding in (
             findings.version_number(name, number, taken, none_left=none_left),
             findings.blocked(name, environment, block.reason if block else None),
+            # By content: the same files under other version ids would be a new number for nothing.
             findings.nothing_to_deploy(
-                name, f"{environment.name} already runs {tag.number}'s modules.", severity="error"
+                name, f"{environment.name} already runs exactly the files of {tag.number}.", severity="error"
             )
-            if running == members
+            if contents(running) == contents(members)
             else None,
             undone,
         )

@@ -142,3 +142,17 @@ def test_the_grid_keeps_a_fixed_number_of_queries_with_equal_contents(
     with django_assert_max_num_queries(10):
         html = client.get(reverse("lifecycle:pipeline")).content.decode()
     assert "0.3+" not in html
+
+
+def test_rolling_back_to_a_tag_whose_files_already_run_is_nothing_to_do(environments, release_manager):
+    from lifecycle.rollback import rollback_validation
+
+    dev, qa, pre, prod = environments
+    application, (core,), old = released_application("Shop", environments)
+    original = CurrentVersion.objects.get(environment=qa, module=core).version
+    publish_files(core, qa, {"main.py": "a change"}, user=release_manager)
+    publish_files(core, qa, files_of(original), user=release_manager)  # back to 0.3's files
+
+    plan = rollback_validation(application, old, qa)
+    assert [f.code for f in plan.findings] == ["nothing_to_deploy"] and plan.has_errors
+    assert "already runs exactly the files of 0.3" in plan.findings[0].message
