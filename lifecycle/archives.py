@@ -354,11 +354,15 @@ def parse_dependencies(data: bytes) -> list[str]:
     if len(data) > _MAX_DEPENDENCIES_BYTES:
         raise _bad_dependencies(f"is {_over(_MAX_DEPENDENCIES_BYTES, len(data))}")
     try:
-        declared = json.loads(data.decode("utf-8-sig"))
+        declared = json.loads(
+            data.decode("utf-8-sig"), object_pairs_hook=_unique_keys, parse_constant=_no_constant
+        )
     except UnicodeDecodeError:
         raise _bad_dependencies("is not UTF-8 text") from None
     except RecursionError:
         raise _bad_dependencies("nests lists or objects too deeply to be read") from None
+    except _DuplicateKey as error:
+        raise _bad_dependencies(f"gives {error} twice in one object") from None
     except ValueError as error:
         raise _bad_dependencies(f"is not valid JSON ({error})") from None
     if not isinstance(declared, dict):
@@ -371,12 +375,48 @@ def parse_dependencies(data: bytes) -> list[str]:
         if not isinstance(name, str):
             kind = _json_kind(name)
             raise _bad_dependencies(f'lists {kind} in "uses", where only module names (strings) belong')
-        if not name or name != name.strip() or len(name) > _MAX_MODULE_NAME_CHARS:
+        if not _could_name_a_module(name):
             raise _bad_dependencies(
                 f'lists {_show(name)} in "uses", which is not a module name '
-                f"(1 to {_MAX_MODULE_NAME_CHARS} characters, no spaces around it)"
+                f"(1 to {_MAX_MODULE_NAME_CHARS} characters, no spaces around it, "
+                "no control or invisible direction characters)"
             )
     return list(uses)
+
+
+def _could_name_a_module(name: str) -> bool:
+    """Whether `name` could be a module's name.
+
+    JSON escapes can spell what no form lets a module be called: a lone surrogate
+    ("\\ud800") cannot even be written out as UTF-8, so a page naming it would fail,
+    and PostgreSQL refuses a NUL. Every later reader (the deploy dialog) must get
+    names it can show and look up.
+    """
+    if not name or name != name.strip() or len(name) > _MAX_MODULE_NAME_CHARS:
+        return False
+    if _CONTROL.search(name) or _DIRECTION_CONTROL.search(name):
+        return False
+    return not any(unicodedata.category(char) == "Cs" for char in name)
+
+
+class _DuplicateKey(ValueError):
+    """A key given twice in one JSON object: readers disagree on which one counts."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    unique = dict(pairs)
+    if len(unique) < len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(json.dumps(key))
+            seen.add(key)
+    return unique
+
+
+def _no_constant(name: str) -> object:
+    """NaN and Infinity are not JSON (RFC 8259), though Python's reader accepts them."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 _EXAMPLE = '{"uses": ["Catalog", "Payments"]}'

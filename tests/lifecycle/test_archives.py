@@ -819,11 +819,19 @@ def test_it_reads_declared_dependencies(data, expected):
         (b"null", "must hold a JSON object"),
         (b"{uses: []}", "is not valid JSON"),
         (b"", "is not valid JSON"),
-        (b'{"uses": NaN}', "not a number"),
+        (b'{"uses": NaN}', "is not valid JSON (NaN is not a JSON value"),
         (b"\xff\xfe{}", "is not UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "over the limit of 64 KB"),
         (b"[" * 30_000 + b"]" * 30_000, "nests lists or objects too deeply"),
         (b'{"uses": ' + b"[" * 30_000 + b"]" * 30_000 + b"}", "nests lists or objects too deeply"),
+        # Escapes that decode to what no module name holds.
+        (b'{"uses": ["\\ud800"]}', "which is not a module name"),
+        (b'{"uses": ["Cat\\u0000alog"]}', "which is not a module name"),
+        (b'{"uses": ["Cat\\u202ealog"]}', "which is not a module name"),
+        # Readers disagree on which of two "uses" counts, and JSON has no NaN or Infinity.
+        (b'{"uses": 5, "uses": ["Catalog"]}', 'gives "uses" twice'),
+        (b'{"uses": [], "owner": NaN}', "is not valid JSON"),
+        (b'{"owner": -Infinity}', "is not valid JSON"),
     ],
 )
 def test_it_refuses_a_malformed_dependencies_file(data, reason):

@@ -24,6 +24,11 @@ MALFORMED = {
     "not JSON": b"{uses: Pay}",
     "not UTF-8": b'{"uses": ["Caf\xe9"]}',
     "a name that is not text": b'{"uses": [1, "Pay-Payments"]}',
+    # Valid JSON escapes that name no module: a lone surrogate cannot even be written out as
+    # UTF-8, so the dialog naming it answered 500; a NUL cannot reach PostgreSQL.
+    "a name that is not valid Unicode": b'{"uses": ["\\ud800"]}',
+    "a name with a NUL": b'{"uses": ["Pay\\u0000Payments"]}',
+    "uses given twice": b'{"uses": 5, "uses": ["Pay-Payments"]}',
 }
 
 
@@ -89,7 +94,9 @@ def test_starting_the_deployment_is_refused_and_writes_nothing(environments, sho
 
 
 @pytest.mark.parametrize(
-    "content", [MALFORMED["uses is null"], MALFORMED["deeply nested"]], ids=["null", "deep"]
+    "content",
+    [MALFORMED["uses is null"], MALFORMED["deeply nested"], MALFORMED["a name that is not valid Unicode"]],
+    ids=["null", "deep", "surrogate"],
 )
 def test_the_pages_answer_with_the_finding_not_a_500(client, environments, shop, release_manager, content):
     dev, qa, _, _ = environments
