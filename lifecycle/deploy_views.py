@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from lifecycle import access, hooks
+from lifecycle import access, hooks, visibility
 from lifecycle.deploying.plans import (
     PlanError,
     delete_plan,
@@ -24,7 +24,6 @@ from lifecycle.htmx import HtmxHttpRequest, page_or_partial
 from lifecycle.models import (
     AccessLevel,
     Application,
-    ApplicationTag,
     EnvironmentTag,
 )
 from lifecycle.pipeline import build_rows
@@ -225,10 +224,11 @@ def plan_delete(request: HtmxHttpRequest, plan_id: int):
 @require_http_methods(["GET", "POST"])
 def rollback_view(request: HtmxHttpRequest, application_id: int, tag_id: int):
     application = get_object_or_404(Application, pk=application_id)
-    tag = get_object_or_404(ApplicationTag, pk=tag_id, application=application)
     visible = access.visible_environments(request.user)
     if not visible:
         raise PermissionDenied("You have no access to any environment.")
+    # A tag holding a version the user may not read does not exist for them (lifecycle.visibility).
+    tag = get_object_or_404(visibility.visible_tags(request.user, application), pk=tag_id)
     data = request.POST if request.method == "POST" else request.GET
     environment = _chosen(visible, data.get("environment"), visible[-1])
     error, status = None, 200

@@ -29,6 +29,7 @@ from lifecycle.models import (
     DeploymentItem,
     EnvironmentTag,
     Module,
+    ModuleChange,
     ModuleVersion,
     TagMember,
 )
@@ -97,6 +98,7 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
     plan.findings = [
         finding
         for finding in (
+            never_ran_here(name, tag, environment, members, versions),
             findings.version_number(name, number, taken, none_left=none_left),
             findings.blocked(name, environment, block.reason if block else None),
             # By content: the same files under other version ids would be a new number for nothing.
@@ -112,6 +114,38 @@ def rollback_validation(application, tag, environment, number_text: str = "") ->
     state = [sorted(running.items()), current.tag_id if current else None, bool(block), tag.pk]
     plan.fingerprint = fingerprint(state)
     return plan
+
+
+def never_ran_here(name, tag, environment, members: dict[int, int], versions) -> Finding | None:
+    """A tag holding files the environment never ran: rolling "back" to it is not a rollback.
+
+    It would move changes forward past Tag & Deploy (Production to a Development tag), or
+    backward past merging (Development to a Pre-Production hotfix's tag, whose versions its
+    viewers may not read). A module ran there when a version with exactly its files was
+    made current there (`ModuleChange`), by whatever means.
+    """
+    ran = set(
+        ModuleChange.objects.filter(environment=environment, module_id__in=members).values_list(
+            "module_id", "version__tree_hash"
+        )
+    )
+    never = sorted(
+        module_id
+        for module_id, version_id in members.items()
+        if (module_id, versions[version_id][1]) not in ran
+    )
+    if not never:
+        return None
+    names = dict(Module.objects.filter(pk__in=never).values_list("pk", "name"))
+    return Finding(
+        "never_ran_here",
+        "error",
+        f"{environment.name} never ran {tag.number}'s {', '.join(names[m] for m in never)}: a rollback "
+        f"returns {environment.name} to what it ran before. Changes move forward by Tag & Deploy and "
+        "backward by merging.",
+        name,
+        [{"module": names[m], "module_id": m} for m in never],
+    )
 
 
 def rollback(application, tag, environment, *, number, user, fingerprint, deploy_anyway) -> Deployment:

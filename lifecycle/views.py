@@ -127,9 +127,9 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
         "environments": environments,
         "row": row,
         "module_rows": module_rows,
-        "tags": application.tags.select_related("environment", "created_by").order_by(
-            "-major", "-minor", "-patch"
-        ),
+        "tags": visibility.visible_tags(request.user, application)
+        .select_related("environment", "created_by")
+        .order_by("-major", "-minor", "-patch"),
         "changes": ModuleChange.objects.filter(
             module__application=application, environment__in=environments
         ).select_related("module", "environment", "version", "previous_version", "user")[:25],

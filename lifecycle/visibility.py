@@ -18,23 +18,51 @@ from django.http import Http404
 from lifecycle import access
 from lifecycle.history import effective_links
 from lifecycle.history_graph import merge_bases
-from lifecycle.models import AccessLevel, CurrentVersion, ModuleChange, ModuleVersion
+from lifecycle.models import (
+    AccessLevel,
+    ApplicationTag,
+    CurrentVersion,
+    ModuleChange,
+    ModuleVersion,
+    TagMember,
+)
 
 
 def visible_versions(user, module) -> QuerySet[ModuleVersion]:
     """The versions of `module` the user may read, as one query whatever their number."""
+    return _visible(user, module.versions.all(), module=module)
+
+
+def _visible(user, versions, **modules) -> QuerySet[ModuleVersion]:
+    """The `versions` the user may read; `modules` (module=… or module__application=…) narrows the lookup."""
     if user.is_active and user.is_superuser:
-        return module.versions.all()
+        return versions
     environment_ids = list(access.levels_for(user))
     if not environment_ids:
-        return module.versions.none()
-    ever_current = ModuleChange.objects.filter(module=module, environment_id__in=environment_ids)
-    current = CurrentVersion.objects.filter(module=module, environment_id__in=environment_ids)
-    return module.versions.filter(
+        return versions.none()
+    ever_current = ModuleChange.objects.filter(environment_id__in=environment_ids, **modules)
+    current = CurrentVersion.objects.filter(environment_id__in=environment_ids, **modules)
+    return versions.filter(
         Q(published_in_id__in=environment_ids)
         | Q(pk__in=ever_current.values("version_id"))
         | Q(pk__in=current.values("version_id"))
     )
+
+
+def visible_tags(user, application) -> QuerySet[ApplicationTag]:
+    """The application's tags the user may see: those holding only versions the user may read.
+
+    A tag is its versions: one made where the user has no access (a Pre-Production hotfix's
+    0.3.1) would show its number, author and notes, and offer to roll back to it.
+    """
+    tags = application.tags.all()
+    if user.is_active and user.is_superuser:
+        return tags
+    readable = _visible(
+        user, ModuleVersion.objects.filter(module__application=application), module__application=application
+    )
+    hiding = TagMember.objects.filter(tag__application=application).exclude(version__in=readable)
+    return tags.exclude(pk__in=hiding.values("tag_id"))
 
 
 def visible_version(user, module, number) -> ModuleVersion:
