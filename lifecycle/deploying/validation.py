@@ -192,6 +192,23 @@ def empty_source(name: str, source, deploying: dict[int, int]) -> Finding | None
     return Finding("empty_source", "error", f"{name} has no modules in {source.name}.", name)
 
 
+def backward(name: str, source, target) -> Finding | None:
+    """A deployment into an earlier environment: changes move backward only by merging.
+
+    Deploying Production into Development would carry its hotfix back with no choice of
+    changes, over Development's own work, and past the hotfix's propagation.
+    """
+    if (source.position, source.pk) < (target.position, target.pk) or source.pk == target.pk:
+        return None
+    return Finding(
+        "backward",
+        "error",
+        f"{source.name} comes after {target.name}: Tag & Deploy goes forward only. Merge "
+        f"{source.name}'s changes into {target.name} instead.",
+        name,
+    )
+
+
 def nothing_to_deploy(name: str, message: str, *, severity: str = "info") -> Finding:
     """The target already runs exactly what would be deployed (a note; an error for a rollback)."""
     return Finding("nothing_to_deploy", severity, message, name)
@@ -429,7 +446,7 @@ def _plan_item(row, context: _Context) -> ItemPlan:
     suggested, none_left = suggest(current, taken, hotfix=not source.is_first())
     needs_tag = source_cell.has_plus
     number = source_cell.tag_number or ""
-    findings: list[Finding | None] = []
+    findings: list[Finding | None] = [backward(name, source, target)]
     if needs_tag:
         number = (context.numbers.get(application.pk) or suggested).strip()
         findings.append(version_number(name, number, taken, none_left=none_left))
