@@ -1,8 +1,10 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.forms.models import BaseModelFormSet, model_to_dict
 
 from lifecycle import audit, tokens
@@ -35,9 +37,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+# Never copied into the append-only trail: a password hash there could never be deleted.
+SECRET_FIELDS = ["password"]
+
+
 def _snapshot(obj):
     """The fields of a record as plain JSON-able values, for the audit trail's before and after."""
-    data = model_to_dict(obj)
+    data = model_to_dict(obj, exclude=SECRET_FIELDS)
     return {
         key: (list(map(str, value)) if isinstance(value, list | tuple | set) else str(value))
         for key, value in data.items()
@@ -296,7 +302,21 @@ admin.site.unregister(Group)
 
 @admin.register(User)
 class AuditedUserAdmin(AuditedAdmin, UserAdmin):
-    pass
+    def user_change_password(self, request, id, form_url=""):
+        # Django's password form saves without save_model: setting someone's password lets
+        # whoever sets it log in as them, so it is recorded here, with the change, by the actor.
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                user = User.objects.get(pk=unquote(id))
+                usable = user.has_usable_password()
+                audit.record(
+                    AuditEvent.Action.ADMIN_CHANGE,
+                    user=request.user,
+                    summary=f"{'Set' if usable else 'Disabled'} the password of user {user}",
+                    after={"password": "set" if usable else "disabled"},
+                )
+        return response
 
 
 @admin.register(Group)
