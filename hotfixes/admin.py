@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from hotfixes.models import Hotfix, HotfixChange
-from lifecycle.admin import ReadOnlyAdmin
+from lifecycle.admin import EnvironmentScopedAdmin
 
 
 class HotfixChangeInline(admin.TabularInline):
@@ -20,7 +20,7 @@ class HotfixChangeInline(admin.TabularInline):
 
 
 @admin.register(Hotfix)
-class HotfixAdmin(ReadOnlyAdmin):
+class HotfixAdmin(EnvironmentScopedAdmin):
     list_display = ["application", "environment", "opened_at", "opened_by", "solved_at", "solved_by"]
     list_filter = ["environment", "application"]
     inlines = [HotfixChangeInline]

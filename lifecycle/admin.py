@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.forms.models import BaseModelFormSet, model_to_dict
 
-from lifecycle import audit, tokens
+from lifecycle import access, audit, tokens, visibility
 from lifecycle.models import (
     ApiToken,
     Application,
@@ -39,6 +39,22 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 # Never copied into the append-only trail: a password hash there could never be deleted.
 SECRET_FIELDS = ["password"]
+
+
+class EnvironmentScopedAdmin(ReadOnlyAdmin):
+    """History in the admin shows staff what their environment access shows on the pages.
+
+    Rows of an environment the staff member cannot view are not listed (nor found, nor
+    searched), as the pages answer 404 for them; superusers see all.
+    """
+
+    environment_field = "environment"
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        if request.user.is_active and request.user.is_superuser:
+            return rows
+        return rows.filter(**{f"{self.environment_field}__in": list(access.levels_for(request.user))})
 
 
 def _snapshot(obj):
@@ -206,6 +222,11 @@ class ModuleVersionAdmin(ReadOnlyAdmin):
     search_fields = ["module__name", "comment"]
     list_select_related = ["module", "parent__module", "merged_from__module", "published_in", "created_by"]
 
+    def get_queryset(self, request):
+        # Only the versions the staff member may read (lifecycle.visibility), as on the pages.
+        readable = visibility.every_visible_version(request.user)
+        return super().get_queryset(request).filter(pk__in=readable.values("pk"))
+
 
 class TagMemberInline(admin.TabularInline):
     model = TagMember
@@ -228,23 +249,28 @@ class ApplicationTagAdmin(ReadOnlyAdmin):
     list_filter = ["application", "environment"]
     inlines = [TagMemberInline]
 
+    def get_queryset(self, request):
+        # Only tags all of whose versions the staff member may read, as on the application page.
+        readable = visibility.visible_tags(request.user)
+        return super().get_queryset(request).filter(pk__in=readable.values("pk"))
+
 
 @admin.register(ModuleChange)
-class ModuleChangeAdmin(ReadOnlyAdmin):
+class ModuleChangeAdmin(EnvironmentScopedAdmin):
     list_display = ["at", "kind", "module", "environment", "previous_version", "version", "user"]
     list_filter = ["kind", "environment", "module__application"]
     list_select_related = ["module", "environment", "previous_version__module", "version__module", "user"]
 
 
 @admin.register(CurrentVersion)
-class CurrentVersionAdmin(ReadOnlyAdmin):
+class CurrentVersionAdmin(EnvironmentScopedAdmin):
     list_display = ["module", "environment", "version", "changed_at", "changed_by"]
     list_filter = ["environment", "module__application"]
     list_select_related = ["module", "environment", "version__module", "changed_by"]
 
 
 @admin.register(EnvironmentTag)
-class EnvironmentTagAdmin(ReadOnlyAdmin):
+class EnvironmentTagAdmin(EnvironmentScopedAdmin):
     list_display = ["application", "environment", "tag", "changed_at"]
     list_filter = ["environment", "application"]
 

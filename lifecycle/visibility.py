@@ -49,19 +49,23 @@ def _visible(user, versions, **modules) -> QuerySet[ModuleVersion]:
     )
 
 
-def visible_tags(user, application) -> QuerySet[ApplicationTag]:
-    """The application's tags the user may see: those holding only versions the user may read.
+def every_visible_version(user) -> QuerySet[ModuleVersion]:
+    """Every module's versions the user may read (the admin's list of versions)."""
+    return _visible(user, ModuleVersion.objects.all())
+
+
+def visible_tags(user, application=None) -> QuerySet[ApplicationTag]:
+    """The tags (of `application`, or all) the user may see: those holding only versions they may read.
 
     A tag is its versions: one made where the user has no access (a Pre-Production hotfix's
     0.3.1) would show its number, author and notes, and offer to roll back to it.
     """
-    tags = application.tags.all()
+    scope = {} if application is None else {"module__application": application}
+    tags = ApplicationTag.objects.all() if application is None else application.tags.all()
     if user.is_active and user.is_superuser:
         return tags
-    readable = _visible(
-        user, ModuleVersion.objects.filter(module__application=application), module__application=application
-    )
-    hiding = TagMember.objects.filter(tag__application=application).exclude(version__in=readable)
+    readable = _visible(user, ModuleVersion.objects.filter(**scope), **scope)
+    hiding = TagMember.objects.filter(tag__in=tags).exclude(version__in=readable)
     return tags.exclude(pk__in=hiding.values("tag_id"))
 
 
