@@ -152,9 +152,13 @@ def test_it_filters_and_goes_back_without_console_errors(page, transactional_db)
     screenshot(page, "grid-filtered-empty")
 
     page.go_back()
+    expect(page.get_by_role("link", name="With differences")).to_have_attribute("aria-current", "true")
     expect(rows).to_have_count(1)
     page.go_back()
     expect(page).to_have_url(re.compile(r"\?q=St(&show=)?$"))
+    # Wait for the page the server sent back: the filters it shows are those of that address.
+    expect(page.get_by_role("link", name="All")).to_have_attribute("aria-current", "true")
+    expect(page.get_by_label("Filter applications by name")).to_have_value("St")
     # The whole page came back: the header, the filter and the grid, which still refreshes in place.
     expect(page.get_by_role("heading", name="Pipeline")).to_be_visible()
     expect(page.get_by_label("Filter applications by name")).to_be_visible()

@@ -102,6 +102,9 @@ def test_it_shows_hotfix_states_and_holds_deploy_until_deploy_anyway(page, trans
     expect(button).to_be_enabled()
     anyway.uncheck()
     expect(button).to_be_disabled()
-    # Validating again swaps a new plan in: the button is held again until ticked.
+    # Validating again swaps a new plan in, unticked: its button is held again.
+    anyway.check()
+    expect(button).to_be_enabled()
     dialog.get_by_role("button", name="Validate again").click()
+    expect(dialog.get_by_label(re.compile("Deploy anyway"))).not_to_be_checked()
     expect(dialog.locator("#deploy-button")).to_be_disabled()
