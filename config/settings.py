@@ -72,7 +72,6 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "lifecycle.request_values.RefuseNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a login unless its view is marked @login_not_required.
@@ -80,8 +79,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "lifecycle.htmx.VaryOnHtmxMiddleware",
     "lifecycle.audit.AuditMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Innermost: still before any view (and before CSRF and login checks, which run in
+    # process_view), but its 400 and a 413 for a form over the limit get every header above.
+    "lifecycle.request_values.RefuseNulMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -58,7 +58,12 @@ def _chosen(visible, value, default):
 def _selected_applications(data, source, target):
     if data.get("all") == "differences":
         rows = build_rows(Application.objects.all(), [source, target])
-        return [row.application for row in rows if row.gaps and row.gaps[0].differs or row.cells[0].has_plus]
+        # An empty source has nothing to deploy: it is never among "all with differences".
+        return [
+            row.application
+            for row in rows
+            if row.cells[0].modules and (row.gaps[0].deployable or row.cells[0].has_plus)
+        ]
     ids = [pk for pk in map(parse_id, data.getlist("application")) if pk is not None]
     return list(Application.objects.filter(pk__in=ids))
 
@@ -68,7 +73,9 @@ def _numbers(data):
     for key, value in data.items():
         pk = parse_id(key.removeprefix("number-")) if key.startswith("number-") else None
         if pk is not None and value.strip():
-            numbers[pk] = value.strip()[:32]
+            # Whole: cut short, '0.5' followed by 29 spaces and junk would read as 0.5. The
+            # validation refuses what is not a number, however long.
+            numbers[pk] = value.strip()
     return numbers
 
 

@@ -77,6 +77,11 @@ class Gap:
     def differs(self) -> bool:
         return self.differing > 0
 
+    @property
+    def deployable(self) -> bool:
+        """Whether Tag & Deploy is offered: the contents differ and the source has modules to deploy."""
+        return self.differs and bool(self.source.modules)
+
 
 @dataclass
 class Row:

@@ -11,8 +11,9 @@ from lifecycle.models import (
     EnvironmentTag,
     TagMember,
 )
+from lifecycle.pipeline import build_rows
 from lifecycle.tagging import tag_environment
-from tests.factories import publish_files, released_application
+from tests.factories import make_application, publish_files, released_application
 
 pytestmark = pytest.mark.django_db
 DEPLOY = reverse("lifecycle:deploy")
@@ -148,6 +149,22 @@ def test_it_plans_all_applications_with_differences(client, release_manager, env
     html = client.get(DEPLOY, {"source": dev.pk, "target": qa.pk, "all": "differences"}).content.decode()
     assert re.findall(r'<tr data-application="([^"]+)">', html) == ["Alpha", "Beta"]
     assert ">Deploy 2 applications</button>" in html
+
+
+def test_all_with_differences_leaves_out_an_application_with_nothing_in_the_source(
+    client, release_manager, environments
+):
+    """Only in QA, nothing in Development: Development -> QA differs, yet there is nothing to deploy."""
+    dev, qa = environments[0], environments[1]
+    _, (a,), _ = released_application("Alpha", environments)
+    publish_files(a, dev, {"main.py": "a"})
+    _, (late,) = make_application("Late")
+    publish_files(late, qa, {"main.py": "made in QA"})
+    client.force_login(release_manager)
+    html = client.get(DEPLOY, {"source": dev.pk, "target": qa.pk, "all": "differences"}).content.decode()
+    assert re.findall(r'<tr data-application="([^"]+)">', html) == ["Alpha"]
+    row = build_rows([late.application], [dev, qa])[0]
+    assert row.gaps[0].differs and not row.gaps[0].deployable
 
 
 def test_it_saves_reopens_and_runs_a_plan(client, release_manager, environments):

@@ -33,3 +33,10 @@ def test_the_grid_brings_its_show_filter_without_an_out_of_band_swap(client, rel
         page = response.content.decode()
         assert "hx-swap-oob" not in page
         assert page.count('<input type="hidden" name="show" value="hotfixes" form="filters">') == 1
+
+
+def test_pages_and_fragments_at_one_url_vary_on_hx_request(client, viewer):
+    client.force_login(viewer)
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.get(reverse("lifecycle:pipeline"), headers=headers)
+        assert "HX-Request" in response["Vary"]
