@@ -6,6 +6,8 @@ A plan names a source, a target, applications, numbers and notes. Its rules:
   to anyone else it does not exist (404), so its name and existence never leak;
 - saving one needs `deploy` on its target (and view on its source), deleting one
   too (403 when the plan is visible but the user may not);
+- a number saved with an application is blank (suggest one at deploy) or a
+  version number; whether it is still free is checked when the plan is deployed;
 - a deployment names a plan only if the plan was saved for that very source and
   target; otherwise the deployment is refused and nothing is written;
 - saving and deleting are recorded in the audit trail, under the target.
@@ -19,6 +21,7 @@ from django.http import Http404
 
 from lifecycle import access, audit
 from lifecycle.models import AccessLevel, AuditEvent, DeploymentPlan, PlanItem
+from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber
 
 MAX_NAME = 100
 MAX_NOTES = 2000  # As the notes of a deployment and the comment of a publish.
@@ -84,12 +87,13 @@ def save_plan(user, source, target, applications, *, name: str, numbers: dict[in
         raise PlanError("Give the plan a name and at least one application.")
     if source == target:
         raise PlanError("Choose two different environments; nothing was saved.")
+    numbers = _checked_numbers(applications, numbers)
     with transaction.atomic():
         plan = DeploymentPlan.objects.create(
             name=name, source=source, target=target, notes=notes, created_by=user
         )
         PlanItem.objects.bulk_create(
-            PlanItem(plan=plan, application=application, number=numbers.get(application.pk, "")[:32])
+            PlanItem(plan=plan, application=application, number=numbers.get(application.pk, ""))
             for application in applications
         )
         audit.record(
@@ -101,6 +105,24 @@ def save_plan(user, source, target, applications, *, name: str, numbers: dict[in
             after=_described(plan, applications),
         )
     return plan
+
+
+def _checked_numbers(applications, numbers: dict[int, str]) -> dict[int, str]:
+    """The numbers typed for the plan's applications, each blank (suggest one) or a version number.
+
+    Whether a number is still free is checked when the plan is deployed; its form is checked
+    now, so that a plan never keeps a number no deployment could use.
+    """
+    checked = {}
+    for application in applications:
+        text = numbers.get(application.pk, "").strip()
+        if text:
+            try:
+                VersionNumber.parse(text)
+            except InvalidVersionNumber as error:
+                raise PlanError(f"{application.name}: {error} Nothing was saved.") from None
+        checked[application.pk] = text
+    return checked
 
 
 def delete_plan(user, plan) -> None:
