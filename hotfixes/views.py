@@ -273,6 +273,17 @@ def hotfix_list(request: HtmxHttpRequest):
     return render(request, page_or_partial(request, "hotfixes/hotfixes.html", "hotfixes"), context)
 
 
+def _lacking_seen_by(user, lacking) -> dict:
+    """What the confirmation says of the environments lacking the hotfix: names only where the user sees.
+
+    Every environment counts (a hotfix is solved when all have it), but one the user cannot view
+    is only counted, never named, and its state never shown.
+    """
+    levels = access.levels_for(user)
+    shown = [status for status in lacking if status.environment.pk in levels]
+    return {"lacking": lacking, "lacking_shown": shown, "lacking_hidden": len(lacking) - len(shown)}
+
+
 @login_required
 @require_POST
 def mark_solved(request: HtmxHttpRequest, hotfix_id: int):
@@ -286,7 +297,7 @@ def mark_solved(request: HtmxHttpRequest, hotfix_id: int):
         context = {
             "hotfix": hotfix,
             "application": hotfix.application,
-            "lacking": lacking,
+            **_lacking_seen_by(request.user, lacking),
             "error": f"A note has at most {MAX_TEXT} characters; the hotfix was not marked solved.",
         }
         return render(request, "hotfixes/confirm_solved.html", context, status=422)
@@ -299,7 +310,11 @@ def mark_solved(request: HtmxHttpRequest, hotfix_id: int):
             note=note,
         )
     except NeedsConfirmation as missing:
-        context = {"hotfix": hotfix, "application": hotfix.application, "lacking": missing.lacking}
+        context = {
+            "hotfix": hotfix,
+            "application": hotfix.application,
+            **_lacking_seen_by(request.user, missing.lacking),
+        }
         return render(request, "hotfixes/confirm_solved.html", context, status=409)
     except SolveError as problem:
         messages.error(request, str(problem))
