@@ -132,6 +132,10 @@ def delete_plan(user, plan) -> None:
     access.require(user, plan.target, AccessLevel.DEPLOY)
     applications = [item.application for item in plan.items.select_related("application")]
     with transaction.atomic():
+        # Two deletes that both found the plan queue here; the second finds it gone, so the
+        # audit trail says once that it was deleted.
+        if not DeploymentPlan.objects.select_for_update().filter(pk=plan.pk).exists():
+            raise Http404("No such plan: it was just deleted.")
         described = _described(plan, applications)
         plan.delete()
         audit.record(

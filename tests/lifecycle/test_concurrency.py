@@ -8,7 +8,8 @@ from django.db import connection
 
 from hotfixes.merging import StaleMerge, perform, prepare, take_everything
 from hotfixes.models import Hotfix, HotfixChange
-from lifecycle.models import AuditEvent, CurrentVersion, ModuleVersion
+from lifecycle.deploying.plans import delete_plan, save_plan
+from lifecycle.models import AuditEvent, CurrentVersion, DeploymentPlan, ModuleVersion
 from lifecycle.publishing import StaleEdit, publish
 from tests.factories import released_application
 
@@ -130,3 +131,21 @@ def test_two_first_publishes_into_one_environment_open_one_hotfix_with_both(envi
             action=AuditEvent.Action.HOTFIX_OPENED, application=application.name
         )
         assert opened.count() == 1
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_of_two_deletes_of_one_plan_one_deletes_and_the_other_is_told_it_is_gone(
+    environments, release_manager, attempt
+):
+    """Both found the plan before either deleted it: the audit trail must still say it went once."""
+    application, _, _ = released_application("Shop", environments)
+    plan = save_plan(
+        release_manager, environments[0], environments[1], [application], name="Nightly", numbers={}
+    )
+    outcomes = race(
+        partial(delete_plan, release_manager, DeploymentPlan.objects.get(pk=plan.pk)),
+        partial(delete_plan, release_manager, DeploymentPlan.objects.get(pk=plan.pk)),
+    )
+    assert sorted(type(o).__name__ for o in outcomes) == ["Http404", "NoneType"], outcomes
+    assert not DeploymentPlan.objects.exists()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.PLAN_DELETED).count() == 1
