@@ -113,10 +113,11 @@ def _module(name: str) -> Module:
     return module
 
 
-def _environment(name: str) -> Environment:
+def _environment(name: str, user) -> Environment:
     environment = Environment.objects.filter(name=name).first()
     if environment is None:
-        names = ", ".join(Environment.objects.values_list("name", flat=True))
+        # Only the names the user may see: the others are not theirs to learn.
+        names = ", ".join(e.name for e in access.visible_environments(user)) or "none you can view"
         raise ApiError(404, "not_found", f"There is no environment named {name!r}; there are: {names}.")
     return environment
 
@@ -226,7 +227,7 @@ def _body_stream(request):
 @api_view("POST")
 def publish_version(request, module_name: str, environment_name: str):
     module = _module(module_name)
-    environment = _environment(environment_name)
+    environment = _environment(environment_name, request.user)
     # publish() checks this too; checking first spares reading a large body for nothing.
     access.require(request.user, environment, AccessLevel.PUBLISH)
     comment = request.GET.get("comment", "")
@@ -289,7 +290,7 @@ def version_archive(request, module_name: str, number: int):
 @api_view("GET")
 def environment_archive(request, module_name: str, environment_name: str):
     module = _module(module_name)
-    environment = _environment(environment_name)
+    environment = _environment(environment_name, request.user)
     access.require(request.user, environment, AccessLevel.VIEW)
     current = (
         CurrentVersion.objects.filter(module=module, environment=environment)
