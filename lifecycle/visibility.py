@@ -12,7 +12,7 @@ that shows: never a version's files, comment, author or where it was published.
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from lifecycle import access
@@ -55,17 +55,21 @@ def every_visible_version(user) -> QuerySet[ModuleVersion]:
 
 
 def visible_tags(user, application=None) -> QuerySet[ApplicationTag]:
-    """The tags (of `application`, or all) the user may see: those holding only versions they may read.
+    """The tags (of `application`, or all) the user may see: those whose files the user may read.
 
     A tag is its versions: one made where the user has no access (a Pre-Production hotfix's
-    0.3.1) would show its number, author and notes, and offer to roll back to it.
+    0.3.1) would show its number, author and notes, and offer to roll back to it. Compared by
+    content, as the grid labels environments: once a merge brought Quality Assurance exactly
+    0.3.1's files, its viewers see 0.3.1 there and here alike.
     """
     scope = {} if application is None else {"module__application": application}
     tags = ApplicationTag.objects.all() if application is None else application.tags.all()
     if user.is_active and user.is_superuser:
         return tags
-    readable = _visible(user, ModuleVersion.objects.filter(**scope), **scope)
-    hiding = TagMember.objects.filter(tag__in=tags).exclude(version__in=readable)
+    readable = _visible(user, ModuleVersion.objects.filter(**scope), **scope).filter(
+        module_id=OuterRef("module_id"), tree_hash=OuterRef("version__tree_hash")
+    )
+    hiding = TagMember.objects.filter(tag__in=tags).exclude(Exists(readable))
     return tags.exclude(pk__in=hiding.values("tag_id"))
 
 

@@ -33,7 +33,14 @@ def world(environments):
     hotfix_tag = tag_environment(application, pre, "0.3.1", notes="Confidential: the outage fix")
     deploy_tag(hotfix_tag, prod)
     return SimpleNamespace(
-        application=application, module=module, tag=tag, hotfix_tag=hotfix_tag, dev=dev, pre=pre, prod=prod
+        application=application,
+        module=module,
+        tag=tag,
+        hotfix_tag=hotfix_tag,
+        dev=dev,
+        qa=qa,
+        pre=pre,
+        prod=prod,
     )
 
 
@@ -113,3 +120,13 @@ def test_a_production_viewer_sees_the_hotfix_tag(world, client):
     assert 'data-tag="0.3.1"' in page
     assert client.get(_rollback_url(world, world.hotfix_tag)).status_code == 200
     assert ApplicationTag.objects.count() == 2
+
+
+def test_a_tag_whose_files_ran_where_the_user_sees_is_shown(world, client):
+    """After a merge brought Quality Assurance exactly 0.3.1's files (under another version), its
+    viewers see 0.3.1, as the grid does, and may roll back to it there."""
+    publish_files(world.module, world.qa, {"main.py": SECRET + "\n"})
+    client.force_login(make_user("qa-lead", {world.qa: AccessLevel.FULL}))
+    page = client.get(reverse("lifecycle:application", args=[world.application.pk])).content.decode()
+    assert 'data-tag="0.3.1"' in page
+    assert client.get(_rollback_url(world, world.hotfix_tag)).status_code == 200
