@@ -3,7 +3,7 @@
 Django refuses a form whose fields pass DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig, a
 SuspiciousOperation) wherever the form is first read, often in a middleware, and hands the error
 to the 400 handler. This handler answers that case 413 with the limits in words, and every
-other bad request as Django does.
+other bad request as Django does, in JSON under /api/.
 """
 
 from django.conf import settings
@@ -17,6 +17,10 @@ from lifecycle.archives import human_bytes
 
 def bad_request(request, exception=None):
     if not isinstance(exception, RequestDataTooBig):
+        if request.path.startswith("/api/"):
+            # The API answers JSON, errors included, even for a body Django could not parse.
+            message = "The request could not be read (a malformed body or header); nothing was done."
+            return JsonResponse({"error": {"code": "bad_request", "message": message}}, status=400)
         return defaults.bad_request(request, exception)
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     file_limit = settings.MODULE_MAX_FILE_BYTES

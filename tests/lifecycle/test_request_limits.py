@@ -66,6 +66,17 @@ def test_other_bad_requests_stay_400(client):
     assert client.get("/", headers={"host": "evil.example"}).status_code == 400
 
 
+@pytest.mark.django_db
+def test_an_api_request_django_cannot_parse_gets_a_json_400(client):
+    """A multipart body without its boundary fails while a middleware reads the form: still JSON."""
+    response = client.post(
+        "/api/v1/modules/Cart/environments/Development/versions", b"x", content_type="multipart/form-data"
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "bad_request"
+
+
 # Chunked uploads: no Content-Length, so Django's request stream reads nothing.
 
 
