@@ -10,6 +10,7 @@ None may be a 500.
 import functools
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings as django_settings
@@ -27,6 +28,7 @@ from lifecycle.models import Draft
 from lifecycle.rollback import rollback_validation
 from lifecycle.tagging import tag_environment
 from lifecycle.tokens import create_token
+from tests.editor_forms import draft_fields
 from tests.factories import make_user, released_application
 from tests.security import (
     DEV,
@@ -91,6 +93,24 @@ def module_url(name, module=None, environment=None):
 
 def fixed(url):
     return lambda c: url
+
+
+def editor_post(name, data=None, *, module=None, environment=None, **options):
+    """A post to one of the editor's forms (`module_url(name, module, environment)`), carrying what
+    its page showed besides what the user typed: the draft, its revision and, for a file of the
+    draft (`data["path"]`), its content hash. A form without them is refused as stale (409) before
+    the check a case is about. Read when the request is sent, after the case's setup.
+
+    `data` may be a dict, or a function of the case giving a dict or an already encoded form body.
+    """
+
+    def with_fields(c):
+        values = data(c) if callable(data) else dict(data or {})
+        if isinstance(values, bytes):
+            return f"{urlencode(draft_fields(c.user, c.module, c.env))}&".encode() + values
+        return {**draft_fields(c.user, c.module, c.env, values.get("path")), **values}
+
+    return post(module_url(name, module, environment), with_fields, **options)
 
 
 def _setup_add_other(c):
@@ -244,133 +264,231 @@ def _qs(url, query):
 
 FORMS = [
     # The editor: save
-    case("save: no path", 422, post(module_url("editor-save"), {"content": "x"})),
+    case(
+        "save: no path",
+        422,
+        editor_post("editor-save", {"content": "x"}),
+        message="path: This field is required",
+    ),
     case(
         "save: a path not in the draft",
         422,
-        post(module_url("editor-save"), {"path": "nope.py", "content": "x"}),
+        editor_post("editor-save", {"path": "nope.py", "content": "x"}),
+        message="nope.py is not in your draft",
     ),
     case(
-        "save: a 10,000-character path", 422, post(module_url("editor-save"), {"path": LONG, "content": "x"})
+        "save: a 10,000-character path",
+        422,
+        editor_post("editor-save", {"path": LONG, "content": "x"}),
+        message="at most 1024 characters",
     ),
     case(
         "save: content over the file limit",
         422,
-        post(module_url("editor-save"), {"path": "main.py", "content": "x" * 2000}),
+        editor_post("editor-save", {"path": "main.py", "content": "x" * 2000}),
         settings={"MODULE_MAX_FILE_BYTES": 1000},
+        message="over the limit of 1000 bytes per file",
     ),
     case(
         "save: a request body over Django's limit",
-        400,
-        post(module_url("editor-save"), {"path": "main.py", "content": "x" * 20_000}),
+        413,  # a page with the limits in words (lifecycle/request_limits.py), not a bare 400
+        editor_post("editor-save", {"path": "main.py", "content": "x" * 20_000}),
         settings={"DATA_UPLOAD_MAX_MEMORY_SIZE": 10_000},
+        message="nothing was saved",
     ),
     case(
         "save: a form body that is not UTF-8",
         422,
-        post(
-            module_url("editor-save"),
-            b"path=%ff%fe&content=%ff",
+        editor_post(
+            "editor-save",
+            lambda c: b"path=%ff%fe&content=%ff",
             content_type="application/x-www-form-urlencoded",
         ),
+        message="is not in your draft",
     ),
-    case(
-        "save: an unknown module", 404, post(module_url("editor-save", module=MISSING), {"path": "main.py"})
-    ),
+    case("save: an unknown module", 404, editor_post("editor-save", {"path": "main.py"}, module=MISSING)),
     case(
         "save: an unknown environment",
         404,
-        post(module_url("editor-save", environment=MISSING), {"path": "a"}),
+        editor_post("editor-save", {"path": "a"}, environment=MISSING),
     ),
     # The editor: add
-    case("add: no path", 422, post(module_url("editor-add"), {"content": "x"})),
-    case("add: a path that climbs out", 422, post(module_url("editor-add"), {"path": "../evil.py"})),
-    case("add: an absolute path", 422, post(module_url("editor-add"), {"path": "/etc/cron.d/evil"})),
-    case("add: a backslash path", 422, post(module_url("editor-add"), {"path": "..\\evil.py"})),
-    case("add: a drive letter", 422, post(module_url("editor-add"), {"path": "C:/evil.py"})),
-    case("add: a NUL in the path", 400, post(module_url("editor-add"), {"path": "a\x00b.py"})),
-    case("add: a tab in the path", 422, post(module_url("editor-add"), {"path": "a\tb.py"})),
-    case("add: a direction override", 422, post(module_url("editor-add"), {"path": "evil\u202etxt.py"})),
-    case("add: an empty folder name", 422, post(module_url("editor-add"), {"path": "a//b.py"})),
-    case("add: only spaces", 422, post(module_url("editor-add"), {"path": "   "})),
-    case("add: a 10,000-character path", 422, post(module_url("editor-add"), {"path": LONG})),
-    case("add: a 300-character name", 422, post(module_url("editor-add"), {"path": "n" * 300})),
-    case("add: a name taken ignoring case", 422, post(module_url("editor-add"), {"path": "MAIN.py"})),
+    case(
+        "add: no path",
+        422,
+        editor_post("editor-add", {"content": "x"}),
+        message="path: This field is required",
+    ),
+    case(
+        "add: a path that climbs out",
+        422,
+        editor_post("editor-add", {"path": "../evil.py"}),
+        message="it leaves the module",
+    ),
+    case(
+        "add: an absolute path",
+        422,
+        editor_post("editor-add", {"path": "/etc/cron.d/evil"}),
+        message="it is absolute",
+    ),
+    case(
+        "add: a backslash path",
+        422,
+        editor_post("editor-add", {"path": "..\\evil.py"}),
+        message="it uses a backslash",
+    ),
+    case(
+        "add: a drive letter",
+        422,
+        editor_post("editor-add", {"path": "C:/evil.py"}),
+        message="it starts with a drive letter",
+    ),
+    case("add: a NUL in the path", 400, editor_post("editor-add", {"path": "a\x00b.py"})),
+    case(
+        "add: a tab in the path",
+        422,
+        editor_post("editor-add", {"path": "a\tb.py"}),
+        message="it contains a control character",
+    ),
+    case(
+        "add: a direction override",
+        422,
+        editor_post("editor-add", {"path": "evil\u202etxt.py"}),
+        message="change the direction of the text",
+    ),
+    case(
+        "add: an empty folder name",
+        422,
+        editor_post("editor-add", {"path": "a//b.py"}),
+        message="it has an empty folder name",
+    ),
+    case(
+        "add: only spaces",
+        422,
+        editor_post("editor-add", {"path": "   "}),
+        message="path: This field is required",
+    ),
+    case(
+        "add: a 10,000-character path",
+        422,
+        editor_post("editor-add", {"path": LONG}),
+        message="at most 1024 characters",
+    ),
+    case(
+        "add: a 300-character name",
+        422,
+        editor_post("editor-add", {"path": "n" * 300}),
+        message="a name longer than 255 bytes",
+    ),
+    case(
+        "add: a name taken ignoring case",
+        422,
+        editor_post("editor-add", {"path": "MAIN.py"}),
+        message="MAIN.py already exists",
+    ),
     case(
         "add: a path under an existing file",
         422,
-        post(module_url("editor-add"), {"path": "main.py/inner.py"}),
+        editor_post("editor-add", {"path": "main.py/inner.py"}),
+        message="main.py/inner.py already exists",
     ),
     case(
         "add: an upload over the file limit",
         422,
-        post(
-            module_url("editor-add"),
-            lambda c: {"path": "big.bin", "upload": upload("big.bin", data=b"x" * 2000)},
+        editor_post(
+            "editor-add", lambda c: {"path": "big.bin", "upload": upload("big.bin", data=b"x" * 2000)}
         ),
         settings={"MODULE_MAX_FILE_BYTES": 1000},
+        message="over the limit of 1000 bytes per file",
     ),
     case(
         "add: one file too many",
         422,
-        post(module_url("editor-add"), {"path": "second.py", "content": "x"}),
+        editor_post("editor-add", {"path": "second.py", "content": "x"}),
         settings={"MODULE_MAX_FILES": 1},
+        message="at most 1 files",
     ),
-    case("add: an unknown module", 404, post(module_url("editor-add", module=MISSING), {"path": "a.py"})),
+    case("add: an unknown module", 404, editor_post("editor-add", {"path": "a.py"}, module=MISSING)),
     # The editor: rename, delete, publish, discard
-    case("rename: no new path", 422, post(module_url("editor-rename"), {"path": "main.py"})),
-    case("rename: no path", 422, post(module_url("editor-rename"), {"new_path": "x.py"})),
+    case(
+        "rename: no new path",
+        422,
+        editor_post("editor-rename", {"path": "main.py"}),
+        message="new_path: This field is required",
+    ),
+    case(
+        "rename: no path",
+        422,
+        editor_post("editor-rename", {"new_path": "x.py"}),
+        message="path: This field is required",
+    ),
     case(
         "rename: a path not in the draft",
         422,
-        post(module_url("editor-rename"), {"path": "no.py", "new_path": "x"}),
+        editor_post("editor-rename", {"path": "no.py", "new_path": "x"}),
+        message="no.py is not in your draft",
     ),
     case(
         "rename: out of the module",
         422,
-        post(module_url("editor-rename"), {"path": "main.py", "new_path": "../x"}),
+        editor_post("editor-rename", {"path": "main.py", "new_path": "../x"}),
+        message="it leaves the module",
     ),
     case(
         "rename: a 10,000-character path",
         422,
-        post(module_url("editor-rename"), {"path": "main.py", "new_path": LONG}),
+        editor_post("editor-rename", {"path": "main.py", "new_path": LONG}),
+        message="at most 1024 characters",
     ),
     case(
         "rename: onto another file ignoring case",
         422,
-        post(module_url("editor-rename"), {"path": "main.py", "new_path": "OTHER.py"}),
+        editor_post("editor-rename", {"path": "main.py", "new_path": "OTHER.py"}),
         setup=_setup_add_other,
+        message="OTHER.py already exists",
     ),
-    case("delete: no path", 422, post(module_url("editor-delete"), {})),
-    case("delete: a path not in the draft", 422, post(module_url("editor-delete"), {"path": "nope.py"})),
+    case("delete: no path", 422, editor_post("editor-delete", {}), message="Choose a file to delete"),
+    case(
+        "delete: a path not in the draft",
+        422,
+        editor_post("editor-delete", {"path": "nope.py"}),
+        message="nope.py is not in your draft",
+    ),
     case(
         "delete: an unknown environment",
         404,
-        post(module_url("editor-delete", environment=MISSING), {"path": "a"}),
+        editor_post("editor-delete", {"path": "a"}, environment=MISSING),
     ),
-    case("publish: a 10,000-character comment", 422, post(module_url("editor-publish"), {"comment": LONG})),
+    case(
+        "publish: a 10,000-character comment",
+        422,
+        editor_post("editor-publish", {"comment": LONG}),
+        message="at most 2000 characters",
+    ),
     case(
         "publish: a draft with no files",
         422,
-        post(module_url("editor-publish"), {}),
+        editor_post("editor-publish", {}),
         setup=_setup_empty_draft,
+        message="contains no files",
     ),
     case(
         "publish: content over the module limit",
         422,
-        post(module_url("editor-publish"), {}),
+        editor_post("editor-publish", {}),
         setup=_setup_add_other,
         settings={"MODULE_MAX_TOTAL_BYTES": 10},
+        message="over the limit of 10 bytes for one module",
     ),
     case(
         "publish: a stale draft",
         409,
-        post(module_url("editor-publish"), {"comment": "mine"}),
+        editor_post("editor-publish", {"comment": "mine"}),
         setup=_setup_stale_draft,
         message="changed in Quality Assurance while you were editing",
         keeps=("drafts",),  # the draft keeps the comment typed (docs/rules.md)
     ),
-    case("discard: an unknown module", 404, post(module_url("editor-discard", module=MISSING))),
+    case("discard: an unknown module", 404, editor_post("editor-discard", module=MISSING)),
     case("editor: an unknown module", 404, get(module_url("editor", module=MISSING))),
     case("editor: a path that is not UTF-8", 200, get(_qs(module_url("editor"), "path=%ff%fe"))),
     # Zip upload in the browser
@@ -517,10 +635,11 @@ FORMS = [
         _rollback(tag=lambda c: c.extra["other tag"].pk),
         setup=_setup_other_application,
     ),
-    # Blocking: a plain form is redirected with the message, htmx gets the section back with 422
-    case("block: no reason", 302, _block(None), message="Not blocked: Say why"),
+    # Blocking: a refusal answers 422 with its reason, the whole page for a plain form and the
+    # section for htmx
+    case("block: no reason", 422, _block(None), message="Not blocked: Say why"),
     case("block: no reason (htmx)", 422, _block(None), htmx=True, message="Not blocked: Say why"),
-    case("block: a 10,000-character reason", 302, _block(LONG), message="Keep the reason under"),
+    case("block: a 10,000-character reason", 422, _block(LONG), message="Keep the reason under"),
     case(
         "block: a 10,000-character reason (htmx)",
         422,
@@ -536,7 +655,7 @@ FORMS = [
         setup=_blocked,
         message="already blocked",
     ),
-    case("unblock: not blocked", 302, _block("thaw", "unblock"), message="nothing to unblock"),
+    case("unblock: not blocked", 422, _block("thaw", "unblock"), message="nothing to unblock"),
     case(
         "unblock: not blocked (htmx)", 422, _block("thaw", "unblock"), htmx=True, message="nothing to unblock"
     ),
@@ -897,22 +1016,41 @@ def test_the_api_answers_unknown_objects_with_a_json_404(url, status, world):
 
 
 def test_another_users_draft_is_neither_shown_nor_touched(world, developer):
-    """The developer's unpublished edit stays theirs: the release manager's editor starts from v1."""
+    """The developer's unpublished edit stays theirs: the release manager's editor starts from v1,
+    acts on the release manager's own draft, and a form naming the developer's draft is refused."""
     theirs = open_draft(developer, world.module, world.env)
     add_file(theirs, "secret-wip.py", b"print('not yet')\n")
-    manifest = dict(Draft.objects.get(pk=theirs.pk).manifest)
+    theirs = Draft.objects.get(pk=theirs.pk)
+    manifest = dict(theirs.manifest)
     client = world.client
     page = client.get(reverse("lifecycle:editor", args=[world.module.pk, world.env.pk]))
     assert page.status_code == 200
     assert b"secret-wip.py" not in page.content
     base = [world.module.pk, world.env.pk]
-    client.post(reverse("lifecycle:editor-save", args=base), {"path": "main.py", "content": "mine\n"})
-    assert (
-        client.post(reverse("lifecycle:editor-delete", args=base), {"path": "secret-wip.py"}).status_code
-        == 422
-    )
-    client.post(reverse("lifecycle:editor-discard", args=base))
+
+    def mine(path=None):
+        return draft_fields(world.user, world.module, world.env, path)
+
+    def url(name):
+        return reverse(f"lifecycle:{name}", args=base)
+
+    saved = client.post(url("editor-save"), {**mine("main.py"), "path": "main.py", "content": "mine\n"})
+    assert saved.status_code == 302
+    assert client.post(url("editor-delete"), {**mine(), "path": "secret-wip.py"}).status_code == 422
+    # The developer's draft named outright, with its revision and file hash: stale for anyone else.
+    their_form = {"draft": theirs.pk, "revision": theirs.revision, "from_hash": manifest["secret-wip.py"]}
+    for name, data in [
+        ("editor-save", {"path": "secret-wip.py", "content": "overwritten\n"}),
+        ("editor-add", {"path": "added.py", "content": "x\n"}),
+        ("editor-rename", {"path": "secret-wip.py", "new_path": "renamed.py"}),
+        ("editor-delete", {"path": "secret-wip.py"}),
+        ("editor-publish", {"comment": "theirs, published by someone else"}),
+        ("editor-discard", {}),
+    ]:
+        assert client.post(url(name), {**their_form, **data}).status_code == 409, name
+    assert client.post(url("editor-discard"), mine()).status_code == 302
     assert Draft.objects.get(pk=theirs.pk).manifest == manifest
+    assert world.module.versions.count() == 1
 
 
 # ---------------------------------------------------------------------------
@@ -958,7 +1096,9 @@ def test_files_that_are_not_utf8_are_accepted_as_binary_and_shown_without_error(
         response = client.get(page)
         assert response.status_code == 200, (page, response.status_code)
     editor = client.get(reverse("lifecycle:editor", args=[module, pre.pk]) + "?path=main.py").content.decode()
-    assert "Binary file" in editor
+    assert (
+        "A binary file, or text that is not UTF-8" in editor
+    )  # downloaded or replaced, never edited as text
 
 
 # ---------------------------------------------------------------------------
@@ -1033,8 +1173,8 @@ NUL_CASES = [
         reaches_the_database="hotfixes/views.mark_solved stores request.POST['note'] unchecked",
     ),
     _nul("rollback number", _rollback(number=NUL), setup=_setup_newer),
-    _nul("editor comment", post(module_url("editor-publish"), {"comment": NUL})),
-    _nul("editor content", post(module_url("editor-save"), {"path": "main.py", "content": NUL})),
+    _nul("editor comment", editor_post("editor-publish", {"comment": NUL})),
+    _nul("editor content", editor_post("editor-save", {"path": "main.py", "content": NUL})),
     _nul(
         "upload comment", post(module_url("module-upload"), lambda c: {"archive": upload(), "comment": NUL})
     ),
