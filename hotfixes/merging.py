@@ -297,6 +297,8 @@ def perform(prepared: PreparedMerge, selections=None, *, user, fingerprint: str,
     so a refusal (MergeError) leaves nothing behind.
     """
     check_direction(prepared.source, prepared.target)
+    # Reading the source's changes needs seeing it; writing them into the target needs publish there.
+    access.require(user, prepared.source, AccessLevel.VIEW)
     access.require(user, prepared.target, AccessLevel.PUBLISH)
     if len(comment) > MAX_COMMENT:
         raise MergeError(f"A comment has at most {MAX_COMMENT} characters; nothing was merged.")

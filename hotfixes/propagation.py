@@ -236,6 +236,8 @@ def mark_solved(hotfix_id, environments, *, user, confirm_incomplete=False, note
             .select_related("solved_by", "environment", "application")
             .get(pk=hotfix_id)
         )
+        # Solving needs full access where the hotfix was made, whichever way in asks.
+        access.require(user, hotfix.environment, AccessLevel.FULL)
         if not hotfix.is_open:
             # Read who solved it after the lock: a join taken with the lock still shows the old row.
             who = (

@@ -7,8 +7,8 @@ admin show the history. At most one block is active per application and environm
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lifecycle import audit
-from lifecycle.models import Application, ApplicationBlock, AuditEvent
+from lifecycle import access, audit
+from lifecycle.models import AccessLevel, Application, ApplicationBlock, AuditEvent
 
 MAX_REASON_LENGTH = 2000
 
@@ -42,7 +42,11 @@ def _describe(block: ApplicationBlock) -> str:
 
 
 def block(application, environment, user, reason: str) -> ApplicationBlock:
-    """Block `application` from deployment into `environment`. Raises BlockError, writing nothing."""
+    """Block `application` from deployment into `environment`. Raises BlockError, writing nothing.
+
+    Needs `full` there (PermissionDenied), whichever page, API or command asks.
+    """
+    access.require(user, environment, AccessLevel.FULL)
     reason = _clean_reason(reason, f"block {application.name} in {environment.name}")
     with transaction.atomic():
         # Two people blocking at once queue on the application's row; the second then sees the first block.
@@ -79,7 +83,11 @@ def block(application, environment, user, reason: str) -> ApplicationBlock:
 
 
 def unblock(application, environment, user, reason: str) -> ApplicationBlock:
-    """Lift the active block of `application` in `environment`. Raises BlockError, writing nothing."""
+    """Lift the active block of `application` in `environment`. Raises BlockError, writing nothing.
+
+    Needs `full` there (PermissionDenied).
+    """
+    access.require(user, environment, AccessLevel.FULL)
     reason = _clean_reason(reason, f"unblock {application.name} in {environment.name}")
     with transaction.atomic():
         current = (

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from lifecycle import access, blocking
+from lifecycle.deploying import plans
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
 from lifecycle.models import (
     AccessLevel,
@@ -225,6 +226,8 @@ def deployment_detail(request: HtmxHttpRequest, deployment_id: int):
         "deployment": deployment,
         "items": deployment.items.all(),
         "log_lines": deployment.log_lines.all(),
+        # A plan is seen only by those who see both its environments (lifecycle.deploying.plans).
+        "plan_shown": deployment.plan is not None and plans.can_see(request.user, deployment.plan),
         "findings": [
             {**finding, "label": SEVERITY_LABELS.get(finding.get("severity"), finding.get("severity", ""))}
             for finding in findings
