@@ -210,6 +210,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # LF line breaks, doubles. Room for that and the other fields, so any file under the limit can be saved;
 # a larger request is answered 413 with a page (lifecycle.request_limits), not a bare 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MODULE_MAX_FILE_BYTES + 1024 * 1024
+# The merge form has a checkbox per changed file and per hunk: Django's default of 1,000 fields
+# refused a hotfix of 1,000 files with a bare 400, so it could not be merged in the browser.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 20 * MODULE_MAX_FILES
 
 # Deployments run in a background thread while the user watches their log; tests run them inline.
 DEPLOY_IN_BACKGROUND = _strict_bool("DEPLOY_IN_BACKGROUND", True)

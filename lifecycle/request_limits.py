@@ -1,13 +1,14 @@
 """Answering a request too large to read with a page that says so, instead of Django's bare 400.
 
 Django refuses a form whose fields pass DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig, a
-SuspiciousOperation) wherever the form is first read, often in a middleware, and hands the error
-to the 400 handler. This handler answers that case 413 with the limits in words, and every
+SuspiciousOperation), or that has more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields
+(TooManyFieldsSent), wherever the form is first read, often in a middleware, and hands the error
+to the 400 handler. This handler answers those cases 413 with the limits in words, and every
 other bad request as Django does, in JSON under /api/.
 """
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import JsonResponse
 from django.shortcuts import render
 from django.views import defaults
@@ -16,20 +17,29 @@ from lifecycle.archives import human_bytes
 
 
 def bad_request(request, exception=None):
-    if not isinstance(exception, RequestDataTooBig):
+    if not isinstance(exception, RequestDataTooBig | TooManyFieldsSent):
         if request.path.startswith("/api/"):
             # The API answers JSON, errors included, even for a body Django could not parse.
             message = "The request could not be read (a malformed body or header); nothing was done."
             return JsonResponse({"error": {"code": "bad_request", "message": message}}, status=400)
         return defaults.bad_request(request, exception)
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    file_limit = settings.MODULE_MAX_FILE_BYTES
-    message = (
-        f"The form sent is over the {human_bytes(limit)} Stageboard reads from one request, so nothing "
-        f"was saved. A file in a module may hold at most {human_bytes(file_limit)}; upload a zip of the "
-        "module to publish larger content."
-    )
+    message = _too_large(exception)
     if request.path.startswith("/api/"):
         return JsonResponse({"error": {"code": "request_too_large", "message": message}}, status=413)
     # The page renders without the session's user when the middleware never got that far.
     return render(request, "413.html", {"message": message}, status=413)
+
+
+def _too_large(exception) -> str:
+    if isinstance(exception, TooManyFieldsSent):
+        return (
+            f"The form sent has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS:,} fields, the most "
+            "Stageboard reads from one request, so nothing was saved."
+        )
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    file_limit = settings.MODULE_MAX_FILE_BYTES
+    return (
+        f"The form sent is over the {human_bytes(limit)} Stageboard reads from one request, so nothing "
+        f"was saved. A file in a module may hold at most {human_bytes(file_limit)}; upload a zip of the "
+        "module to publish larger content."
+    )

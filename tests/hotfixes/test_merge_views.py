@@ -801,3 +801,20 @@ def test_the_merge_and_propagate_pages_read_a_fixed_number_of_queries_whatever_t
             assert client.get(url_of(small, small_hotfix)).status_code == 200
         with django_assert_max_num_queries(len(queries)):
             assert client.get(url_of(large, large_hotfix)).status_code == 200
+
+
+def test_a_hotfix_of_many_files_can_be_merged_from_the_page(client, release_manager, environments):
+    """A checkbox per file and per hunk: a hotfix of 1,100 files sends more than Django's default
+    1,000 fields, which answered a bare 400 and left the hotfix impossible to merge in the browser."""
+    dev, qa, pre, prod = environments
+    application, (cart,) = released(environments)
+    hotfix = {"cart.py": BASE, **{f"generated/f{n:04}.py": f"n = {n}\n" for n in range(1100)}}
+    publish_files(cart, pre, hotfix, user=release_manager)
+    client.force_login(release_manager)
+    data = merge_form(client, application, pre, qa)
+    assert sum(len(v) if isinstance(v, list) else 1 for v in data.values()) > 1000
+
+    response = client.post(MERGE, {**data, "action": "merge"})
+
+    assert response.status_code == 302, response.content[:300]
+    assert files_of(cart, qa).keys() == hotfix.keys()

@@ -226,3 +226,13 @@ def test_gunicorn_reads_a_chunked_upload(gunicorn):
     body = json.loads(response.read())
     assert response.status == 201, body
     assert body["version"] == 1 and body["created"] is True
+
+
+@pytest.mark.django_db
+def test_a_form_with_more_fields_than_django_reads_gets_a_page_that_says_so(client, developer, settings):
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    client.force_login(developer)
+    response = client.post(reverse("hotfixes:merge"), {f"take-file-1-{n}": "on" for n in range(20)})
+    assert response.status_code == 413
+    html = response.content.decode()
+    assert "more than 10 fields" in html and "nothing was saved" in html
