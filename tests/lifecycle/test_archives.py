@@ -507,6 +507,41 @@ def test_it_refuses_too_many_files():
     assert "more than 3 files" in str(error)
 
 
+@pytest.mark.parametrize("zip64", [False, True], ids=["zip", "zip64"])
+def test_it_refuses_a_zip_of_too_many_entries_before_listing_them(monkeypatch, zip64):
+    """Listing is costly: a 40 MB zip of 500,000 empty entries took 4 seconds and 270 MB to list."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(25):
+            archive.writestr(f"f{i}", b"")
+    data = buffer.getvalue()
+    if zip64:
+        data = _as_zip64(data)
+    monkeypatch.setattr(zipfile, "ZipFile", None)  # listing the zip would fail the test
+    error = rejected(data, Limits(max_files=10))
+    assert error.code == "too_many_files"
+    assert "more than 20 entries (files and folders), more than a module of 10 files" in str(error)
+
+
+def _as_zip64(data: bytes) -> bytes:
+    """The zip with a zip64 end record in front of its end record, whose entry counts say 0xFFFF."""
+    end = data.rindex(b"PK\x05\x06")
+    (_, disk, cd_disk, entries_here, entries, cd_size, cd_offset, _) = struct.unpack(
+        "<IHHHHIIH", data[end : end + 22]
+    )
+    zip64_end = struct.pack(
+        "<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, disk, cd_disk, entries_here, entries, cd_size, cd_offset
+    )
+    locator = struct.pack("<IIQI", 0x07064B50, 0, end, 1)
+    record = struct.pack("<IHHHHIIH", 0x06054B50, disk, cd_disk, 0xFFFF, 0xFFFF, cd_size, cd_offset, 0)
+    return data[:end] + zip64_end + locator + record
+
+
+def test_a_zip64_end_record_is_read(monkeypatch):
+    data = _as_zip64(make_zip(("a.py", b"x"), ("b/", b""), ("b/c.py", b"y")))
+    assert read_archive(data, LIMITS) == {"a.py": b"x", "b/c.py": b"y"}
+
+
 def test_it_does_not_count_folders_as_files():
     data = make_zip(("a/", b""), ("a/x", b""), ("b/", b""), ("b/y", b""))
     assert len(read_archive(data, Limits(max_files=2))) == 2
