@@ -423,7 +423,11 @@ def _rollback_request(c):
 
 
 def _blocked(c):
-    blocking.block(c.application, c.env, c.user, "release freeze")
+    """Blocked by someone allowed to: the persona under test may not be."""
+    blocker = User.objects.filter(username="blocker").first() or User.objects.create_superuser(
+        "blocker", password="x"
+    )
+    blocking.block(c.application, c.env, blocker, "release freeze")
 
 
 def _next_env_hotfix(c):
