@@ -69,6 +69,9 @@ def api_view(*methods: str):
                 return error_response(error.status, error.code, error.message, error.headers)
             except PermissionDenied as error:
                 return error_response(403, "forbidden", str(error) or "You may not do this.")
+            except Http404 as error:
+                # A domain rule may answer "not found" (e.g. a version the user may not see): JSON too.
+                return error_response(404, "not_found", str(error) or "Not found.")
             except ArchiveRejected as error:
                 return error_response(ARCHIVE_STATUS.get(error.code, 400), error.code, str(error))
             except StaleEdit as error:
@@ -278,11 +281,8 @@ def publish_version(request, module_name: str, environment_name: str):
 def version_archive(request, module_name: str, number: int):
     module = _module(module_name)
     _require_module_view(request.user)
-    try:
-        version = visibility.visible_version(request.user, module, number)
-    except Http404 as error:
-        raise ApiError(404, "not_found", str(error)) from None
-    return _zip_response(module, version)
+    # A version the user may not see answers like a missing one: api_view turns the 404 into JSON.
+    return _zip_response(module, visibility.visible_version(request.user, module, number))
 
 
 @login_not_required
