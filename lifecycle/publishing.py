@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from lifecycle import access, audit, hooks
-from lifecycle.archives import Limits, check_files
+from lifecycle.archives import ArchiveRejected, Limits, check_files
 from lifecycle.models import (
     AccessLevel,
     AuditEvent,
@@ -45,6 +45,37 @@ class StaleEdit(Exception):
                 f"{who} made version {current.version.number} current."
             )
         super().__init__(message)
+
+
+# As the publish forms of the browser and the API; the command line gets the same rule here.
+MAX_COMMENT = 2000
+
+
+def check_comment(comment: str) -> None:
+    """Refuse (ArchiveRejected "invalid_comment") a comment no way of publishing may store.
+
+    Over MAX_COMMENT characters; a NUL, which PostgreSQL cannot store; text that is not
+    valid Unicode, as a terminal that is not UTF-8 hands the command line 'café'
+    ('caf\\udce9', Python's surrogateescape), which cannot be written to the database.
+    """
+    if len(comment) > MAX_COMMENT:
+        raise ArchiveRejected(
+            "invalid_comment", f"A comment has at most {MAX_COMMENT} characters; nothing was published."
+        )
+    if "\x00" in comment or not _is_unicode(comment):
+        raise ArchiveRejected(
+            "invalid_comment",
+            "The comment holds a NUL character or text that is not valid Unicode (was it typed in a "
+            "terminal that is not set to UTF-8?); nothing was published.",
+        )
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -161,10 +192,12 @@ def publish(
     Publishing into any environment but the first opens or extends a hotfix.
     With a `user`, it needs `publish` access there (PermissionDenied otherwise);
     without one it is the system acting (the demo loader). Bad paths or content
-    over the limits raise ArchiveRejected before anything is written.
+    over the limits, and a comment that cannot be stored (check_comment), raise
+    ArchiveRejected before anything is written.
     """
     if user is not None:
         access.require(user, environment, AccessLevel.PUBLISH)
+    check_comment(comment)
     files = check_files(files, content_limits())
     with transaction.atomic():
         # Lock the module: version numbers are per module, whichever environment publishes.

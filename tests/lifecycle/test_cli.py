@@ -59,6 +59,17 @@ def test_it_downloads_to_a_zip_and_a_folder(tmp_path, viewer, environments, cart
         (["publish", "Development", "Shop-Cart", "{zip}", "--user", "developer", "--base-version", "7"], 2),
         (["download", "Development", "Shop-Cart", "{out}", "--user", "outsider"], 3),
         (["download", "Development", "Shop-Cart", "{out}", "--user", "viewer", "--version", "9"], 4),
+        # A comment the browser and the API refuse too: over 2000 characters, or that cannot be
+        # stored. A terminal that is not UTF-8 hands Python 'café' as 'caf\udce9' (surrogateescape).
+        (["publish", "Development", "Shop-Cart", "{zip}", "--user", "developer", "--comment", "x" * 2001], 2),
+        (
+            ["publish", "Development", "Shop-Cart", "{zip}", "--user", "developer", "--comment", "caf\udce9"],
+            2,
+        ),
+        (["publish", "Development", "Shop-Cart", "{zip}", "--user", "developer", "--comment", "a\x00b"], 2),
+        (["publish", "D\udce9v", "Shop-Cart", "{zip}", "--user", "developer"], 4),
+        (["publish", "Development", "Shop-Cart\x00", "{zip}", "--user", "developer"], 4),
+        (["download", "Development", "Shop-Cart", "{out}", "--user", "vi\udce9wer"], 4),
     ],
 )
 def test_it_exits_with_codes_scripts_can_rely_on(tmp_path, viewer, developer, outsider, cart, args, code):
