@@ -31,13 +31,14 @@ class SaveFileForm(DraftStateForm):
     content = forms.CharField(required=False, strip=False, widget=forms.Textarea)
     # The content hash of the file as the page showed it.
     from_hash = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
-    upload = forms.FileField(required=False, label="Replace it with a file")
+    # Empty files are files (an empty __init__.py), as in a zip.
+    upload = forms.FileField(required=False, allow_empty_file=True, label="Replace it with a file")
 
 
 class AddFileForm(DraftStateForm):
     path = forms.CharField(max_length=1024, label="New file path")
     content = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 4}))
-    upload = forms.FileField(required=False, label="or upload a file")
+    upload = forms.FileField(required=False, allow_empty_file=True, label="or upload a file")
 
 
 class RenameFileForm(DraftStateForm):

@@ -435,3 +435,19 @@ def test_it_downloads_only_files_of_the_users_own_draft(client, developer, viewe
     assert client.get(url("editor", cart, dev), {"download": "nope.py"}).status_code == 404
     client.force_login(viewer)
     assert client.get(url("editor", cart, dev), {"download": "cart.py"}).status_code == 403
+
+
+def test_an_empty_file_can_be_uploaded_as_a_zip_may_hold_one(client, developer, environments, cart):
+    """An empty __init__.py is common: refused by upload ("the submitted file is empty"), it could
+    only be published in a zip."""
+    dev = environments[0]
+    client.force_login(developer)
+    empty = SimpleUploadedFile("__init__.py", b"")
+    response = send(client, "editor-add", cart, dev, {"path": "pkg/__init__.py", "upload": empty})
+    assert response.status_code == 302
+    replaced = SimpleUploadedFile("README.md", b"")
+    response = send(client, "editor-save", cart, dev, {"path": "README.md", "upload": replaced}, "README.md")
+    assert response.status_code == 302
+    manifest = Draft.objects.get().manifest
+    assert Blob.objects.get(hash=manifest["pkg/__init__.py"]).size == 0
+    assert Blob.objects.get(hash=manifest["README.md"]).size == 0
