@@ -11,7 +11,9 @@ Every refusal is an `ArchiveRejected` whose `code` is one of:
     unsafe_path        a path that is not a plain relative path (see `normalise_path`),
                        or an entry that is neither a file nor a folder (device, named pipe...)
     duplicate_path     two paths equal, or equal ignoring case, or one file used as a folder
-    too_many_files     more than `max_files`
+    too_many_files     more than `max_files` (for a zip also: more than twice as many entries,
+                       counted before it is opened)
+    too_many_folders   more than `max_files` folders (each is a row of the module's page)
     file_too_large     one file over `max_file_bytes`
     too_large          all files together over `max_total_bytes`
     archive_too_large  the zip itself over `max_archive_bytes`
@@ -31,6 +33,7 @@ write_archive: that no zip was written).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -119,7 +122,7 @@ def _path_problem(path: str, *, portable: bool = True) -> str | None:
         return "contains a control character, such as a tab, a line break or NUL"
     if _DIRECTION_CONTROL.search(path):
         return "contains invisible characters that change the direction of the text"
-    if portable and (invisible := _invisible(path)):
+    if portable and not path.isascii() and (invisible := _invisible(path)):
         return f"contains an invisible character ({invisible}), which makes two different names look the same"
     if "\\" in path:
         return "uses a backslash (\\); folders must be separated by '/'"
@@ -135,17 +138,29 @@ def _path_problem(path: str, *, portable: bool = True) -> str | None:
     if ".." in names:
         return "leaves the module" if _climbs_out(names) else "goes up a folder with '..'"
     for name in names:
-        if not name:
-            return "has an empty folder name ('//')"
-        if name == ".":
-            return "contains a '.' folder"
-        if not name.strip(". "):
-            # Windows drops trailing dots and spaces, so '...' or '. .' would become '.' or '..' there.
-            return f"has a name made only of dots and spaces ({name!r})"
-        if len(name.encode("utf-8")) > _MAX_NAME_BYTES:
-            return f"has a name longer than {_MAX_NAME_BYTES} bytes"
-        if portable and (problem := _unportable_name(name)):
+        if problem := _name_problem(name, portable):
             return problem
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_problem(name: str, portable: bool) -> str | None:
+    """Why one file or folder name cannot be part of a path, or None.
+
+    Cached: a module's paths repeat the same folder names over and over, and a path may
+    have hundreds of them.
+    """
+    if not name:
+        return "has an empty folder name ('//')"
+    if name == ".":
+        return "contains a '.' folder"
+    if not name.strip(". "):
+        # Windows drops trailing dots and spaces, so '...' or '. .' would become '.' or '..' there.
+        return f"has a name made only of dots and spaces ({name!r})"
+    if len(name.encode("utf-8")) > _MAX_NAME_BYTES:
+        return f"has a name longer than {_MAX_NAME_BYTES} bytes"
+    if portable:
+        return _unportable_name(name)
     return None
 
 
@@ -240,6 +255,16 @@ def _over(limit: int, size: int | None = None) -> str:
     return f"{human_bytes(size)}, over the limit of {human_bytes(limit)}"
 
 
+class _Folder:
+    """A folder of the inventory's tree: its entries by casefolded name, a _Folder or a file's path."""
+
+    __slots__ = ("children", "inside")
+
+    def __init__(self, inside: str | None):
+        self.children: dict[str, _Folder | str] = {}
+        self.inside = inside  # the first path seen inside it, for messages
+
+
 class _Inventory:
     """Paths and sizes seen so far, checked one at a time so that a reader stops at the first problem."""
 
@@ -248,7 +273,10 @@ class _Inventory:
         self.source = source
         self.portable = portable
         self.paths: dict[str, str] = {}  # casefolded path -> path
-        self.folders: dict[str, str] = {}  # casefolded folder -> a path inside it
+        # The folders, as a tree of casefolded names: walking a path through it costs its length,
+        # where looking up each of its folders by their whole path cost the square of it.
+        self.tree = _Folder(None)
+        self.folder_count = 0
         self.total = 0
 
     def refuse(self, code: str, message: str) -> ArchiveRejected:
@@ -274,19 +302,39 @@ class _Inventory:
                 f"contains both {_show(other)} and {_show(path)}, which differ only in upper and lower case "
                 "and would overwrite each other on Windows and macOS",
             )
-        if folded in self.folders:
-            raise self._file_and_folder(path, self.folders[folded])
-        for index, char in enumerate(folded):
-            if char == "/":
-                folder = folded[:index]
-                if folder in self.paths:
-                    raise self._file_and_folder(self.paths[folder], path)
-                self.folders.setdefault(folder, path)
+        *folders, name = folded.split("/")
+        node, known = self.tree, 0
+        for folder in folders:
+            child = node.children.get(folder)
+            if child is None:
+                break  # a new folder: nothing is inside it yet
+            if isinstance(child, str):
+                raise self._file_and_folder(child, path)
+            node, known = child, known + 1
+        else:
+            existing = node.children.get(name)
+            if isinstance(existing, _Folder):
+                raise self._file_and_folder(path, existing.inside)
         if self.limits and len(self.paths) >= self.limits.max_files:
             limit = self.limits.max_files
             raise self.refuse("too_many_files", f"has more than {limit:,} files, the limit for one module")
+        if self.limits and self.folder_count + len(folders) - known > self.limits.max_files:
+            # Every folder is a row of the module's page, as every file is.
+            limit = self.limits.max_files
+            message = f"has more than {limit:,} folders, as many as the files one module may hold"
+            raise self.refuse("too_many_folders", message)
+        self._add_to_tree(node, folders[known:], name, path)
         self.paths[folded] = path
         return path
+
+    def _add_to_tree(self, node: _Folder, new_folders: list[str], name: str, path: str) -> None:
+        """Add `path` under `node`, the deepest of its folders already known, making the others."""
+        for folder in new_folders:
+            child = _Folder(path)
+            node.children[folder] = child
+            node = child
+            self.folder_count += 1
+        node.children[name] = path
 
     def _file_and_folder(self, file: str, inside: str) -> ArchiveRejected:
         return self.refuse(
@@ -317,7 +365,7 @@ def check_files(files: Mapping[str, bytes], limits: Limits) -> dict[str, bytes]:
     Refuses an empty set ("empty"), unsafe paths ("unsafe_path", see
     normalise_path), paths equal after normalisation or ignoring case, or a file
     whose name another path uses as a folder ("duplicate_path"), content over
-    the limits ("too_many_files", "file_too_large", "too_large"), and a malformed
+    the limits ("too_many_files", "too_many_folders", "file_too_large", "too_large"), and a malformed
     stageboard.json at the root ("invalid_dependencies"). Every way of publishing
     ends here (through publishing.publish), so these rules hold for all of them.
     """

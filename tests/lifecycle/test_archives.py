@@ -3,6 +3,7 @@ import os
 import random
 import stat
 import struct
+import time
 import unicodedata
 import warnings
 import zipfile
@@ -260,6 +261,29 @@ def test_it_names_both_paths_that_differ_only_in_case():
     with pytest.raises(ArchiveRejected) as caught:
         check_files({"README.md": b"", "readme.md": b""}, LIMITS)
     assert "'README.md' and 'readme.md'" in str(caught.value)
+
+
+def test_it_refuses_more_folders_than_a_module_may_hold_files():
+    """Every folder is a row of the module page: a few thousand files, each under its own chain of
+    500 folders, made a page of millions of rows that took minutes for anyone opening it."""
+    files = {"a/b/c/one.py": b"", "a/b/two.py": b"", "a/x/three.py": b""}
+    assert len(check_files(files, Limits(max_files=4))) == 3  # a, a/b, a/b/c, a/x: four folders
+    with pytest.raises(ArchiveRejected) as caught:
+        check_files({**files, "d/four.py": b""}, Limits(max_files=4))
+    assert caught.value.code == "too_many_folders"
+    assert str(caught.value) == (
+        "The module has more than 4 folders, as many as the files one module may hold; nothing was published."
+    )
+
+
+def test_it_checks_deep_paths_in_time_linear_in_their_length():
+    """5,000 files under one chain of 500 folders took 6 seconds: each path's every folder prefix
+    was copied out and looked up, quadratic in the path's length."""
+    deep = "a/" * 500
+    files = {f"{deep}f{n}": b"" for n in range(5000)}
+    started = time.perf_counter()
+    check_files(files, LIMITS)
+    assert time.perf_counter() - started < 3  # under 1 s on a quiet machine
 
 
 def test_it_accepts_files_at_the_limits():
