@@ -122,3 +122,38 @@ def test_it_escapes_file_content_and_comments(client, viewer, environments, shop
     assert "<script>alert(1)</script>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<b>bold</b>" not in html
+
+
+def test_the_file_tree_lists_each_folder_once_before_what_it_holds():
+    from lifecycle.views import _file_tree
+
+    paths = ["src/b/two.py", "README.md", "src/a/one.py", "src/a/deeper/three.py", "src/b.py", "docs/x.md"]
+    rows = _file_tree([{"path": path} for path in paths])
+    assert [(row["depth"], row["name"], row["folder"]) for row in rows] == [
+        (0, "README.md", False),
+        (0, "docs/", True),
+        (1, "x.md", False),
+        (0, "src/", True),
+        (1, "a/", True),
+        (2, "deeper/", True),
+        (3, "three.py", False),
+        (2, "one.py", False),
+        (1, "b/", True),
+        (2, "two.py", False),
+        (1, "b.py", False),
+    ]
+    assert [row["path"] for row in rows if row["folder"]] == ["docs", "src", "src/a", "src/a/deeper", "src/b"]
+
+
+def test_the_file_tree_of_deep_paths_takes_time_linear_in_their_length():
+    """5,000 files under one chain of 500 folders (a module publishing accepts) took 10 seconds to
+    lay out, for anyone opening the module page: every folder of every path was joined again."""
+    import time
+
+    from lifecycle.views import _file_tree
+
+    entries = [{"path": "a/" * 500 + f"f{n}"} for n in range(5000)]
+    started = time.perf_counter()
+    rows = _file_tree(entries)
+    assert time.perf_counter() - started < 3  # well under 1 s on a quiet machine
+    assert len(rows) == 5500
