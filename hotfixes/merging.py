@@ -269,6 +269,19 @@ def take_everything(prepared: PreparedMerge) -> dict[int, tuple[bool, Selection]
     return {merge.module.pk: (True, Selection()) for merge in prepared.modules}
 
 
+def check_fresh(prepared: PreparedMerge, fingerprint: str) -> None:
+    """Refuse (StaleMerge) a selection made on a page that showed another state than `prepared`.
+
+    Checked before the selection is read: its fields name files and hunks by position,
+    which may mean other files now, so a choice it holds is judged only once it is current.
+    """
+    if fingerprint != prepared.fingerprint:
+        raise StaleMerge(
+            f"{prepared.source.name} or {prepared.target.name} changed after this merge was prepared. "
+            "It has been prepared again: check it and merge."
+        )
+
+
 def evaluate(prepared: PreparedMerge, selections) -> Outcome:
     outcome = Outcome()
     for merge in prepared.modules:
@@ -302,11 +315,7 @@ def perform(prepared: PreparedMerge, selections=None, *, user, fingerprint: str,
     access.require(user, prepared.target, AccessLevel.PUBLISH)
     if len(comment) > MAX_COMMENT:
         raise MergeError(f"A comment has at most {MAX_COMMENT} characters; nothing was merged.")
-    if fingerprint != prepared.fingerprint:
-        raise StaleMerge(
-            f"{prepared.source.name} or {prepared.target.name} changed after this merge was prepared. "
-            "It has been prepared again: check it and merge."
-        )
+    check_fresh(prepared, fingerprint)
     selections = take_everything(prepared) if selections is None else selections
     outcome = evaluate(prepared, selections)
     if outcome.unresolved:

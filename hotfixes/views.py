@@ -18,6 +18,7 @@ from hotfixes.merging import (
     MergeDirectionError,
     MergeError,
     StaleMerge,
+    check_fresh,
     evaluate,
     perform,
     prepare,
@@ -115,10 +116,13 @@ def merge(request: HtmxHttpRequest):
         return _render_merge(request, prepared, form, preview=True)
     access.require(request.user, target, AccessLevel.PUBLISH)
     form = MergeSelectionForm(prepared, data)
-    problem = form.problem()
-    if problem:
-        return _render_merge(request, prepared, form, error=problem, status=422, preview=True)
     try:
+        # Stale first: the form's fields name files by position, so its choices mean something
+        # only on the page it came from.
+        check_fresh(prepared, data.get("fingerprint", ""))
+        problem = form.problem()
+        if problem:
+            return _render_merge(request, prepared, form, error=problem, status=422, preview=True)
         record = perform(
             prepared,
             form.selections(),

@@ -614,6 +614,26 @@ def test_it_refuses_a_stale_merge_and_prepares_it_again(
     assert client.post(MERGE, {**fresh, "action": "merge"}).status_code == 302
 
 
+def test_a_stale_choice_is_refused_as_stale_not_as_a_choice_never_offered(
+    client, release_manager, environments, binary_conflict
+):
+    """The page offered target or source for a binary conflict; meanwhile Development deleted the
+    file, so the same field now offers keep or delete. The merge is stale, and says so (409)."""
+    application, cart = binary_conflict
+    dev, qa, pre, prod = environments
+    f = file_index(prepare(application, pre, dev), cart, "logo.png")
+    client.force_login(release_manager)
+    data = merge_form(client, application, pre, dev)
+    publish_files(cart, dev, {"cart.py": BASE}, user=release_manager)
+    before = counts()
+
+    response = client.post(MERGE, {**data, f"choice-{cart.pk}-{f}": "source", "action": "merge"})
+
+    assert response.status_code == 409
+    assert "changed after this merge was prepared" in response.content.decode()
+    assert nothing_written(before)
+
+
 def test_it_refuses_a_viewer(client, viewer, release_manager, environments, two_fixes):
     application, cart, _ = two_fixes
     dev, qa, pre, prod = environments
