@@ -3,7 +3,6 @@ import os
 import random
 import stat
 import struct
-import time
 import unicodedata
 import warnings
 import zipfile
@@ -276,14 +275,12 @@ def test_it_refuses_more_folders_than_a_module_may_hold_files():
     )
 
 
-def test_it_checks_deep_paths_in_time_linear_in_their_length():
-    """5,000 files under one chain of 500 folders took 6 seconds: each path's every folder prefix
-    was copied out and looked up, quadratic in the path's length."""
+def test_it_checks_deep_paths():
+    """5,000 files under one chain of 500 folders took 6 seconds to check (quadratic in the path's
+    length); bench/paths.py measures it now. Here: such a module is accepted, whole."""
     deep = "a/" * 500
     files = {f"{deep}f{n}": b"" for n in range(5000)}
-    started = time.perf_counter()
-    check_files(files, LIMITS)
-    assert time.perf_counter() - started < 3  # under 1 s on a quiet machine
+    assert set(check_files(files, LIMITS)) == set(files)
 
 
 def test_it_accepts_files_at_the_limits():

@@ -145,15 +145,11 @@ def test_the_file_tree_lists_each_folder_once_before_what_it_holds():
     assert [row["path"] for row in rows if row["folder"]] == ["docs", "src", "src/a", "src/a/deeper", "src/b"]
 
 
-def test_the_file_tree_of_deep_paths_takes_time_linear_in_their_length():
+def test_the_file_tree_of_deep_paths():
     """5,000 files under one chain of 500 folders (a module publishing accepts) took 10 seconds to
-    lay out, for anyone opening the module page: every folder of every path was joined again."""
-    import time
-
+    lay out; bench/paths.py measures it now. Here: every folder once, then the files."""
     from lifecycle.views import _file_tree
 
     entries = [{"path": "a/" * 500 + f"f{n}"} for n in range(5000)]
-    started = time.perf_counter()
     rows = _file_tree(entries)
-    assert time.perf_counter() - started < 3  # well under 1 s on a quiet machine
     assert len(rows) == 5500
