@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lifecycle import audit_views, deploy_views, history_views, views
+from lifecycle import audit_views, deploy_views, editor_views, history_views, views
 
 app_name = "lifecycle"
 
@@ -14,13 +14,13 @@ urlpatterns = [
     path(module, views.module_detail, name="module"),
     path(module + "versions/<int:number>/download", views.module_download, name="module-download"),
     path(module + "upload", views.module_upload, name="module-upload"),
-    path(module + "edit/", views.editor, name="editor"),
-    path(module + "edit/save", views.editor_save, name="editor-save"),
-    path(module + "edit/add", views.editor_add, name="editor-add"),
-    path(module + "edit/rename", views.editor_rename, name="editor-rename"),
-    path(module + "edit/delete", views.editor_delete, name="editor-delete"),
-    path(module + "edit/discard", views.editor_discard, name="editor-discard"),
-    path(module + "edit/publish", views.editor_publish, name="editor-publish"),
+    path(module + "edit/", editor_views.editor, name="editor"),
+    path(module + "edit/save", editor_views.editor_save, name="editor-save"),
+    path(module + "edit/add", editor_views.editor_add, name="editor-add"),
+    path(module + "edit/rename", editor_views.editor_rename, name="editor-rename"),
+    path(module + "edit/delete", editor_views.editor_delete, name="editor-delete"),
+    path(module + "edit/discard", editor_views.editor_discard, name="editor-discard"),
+    path(module + "edit/publish", editor_views.editor_publish, name="editor-publish"),
     path("deploy/", deploy_views.deploy, name="deploy"),
     path("deploy/run", deploy_views.deploy_run, name="deploy-run"),
     path("deploy/plans/save", deploy_views.plan_save, name="plan-save"),
