@@ -17,7 +17,7 @@ from lifecycle import access, hooks
 from lifecycle.deploying import validation as findings
 from lifecycle.deploying.running import claim_target, log_start, record_start
 from lifecycle.deploying.switching import deploy_item, lock_rows
-from lifecycle.deploying.validation import DeploymentRefused, Finding
+from lifecycle.deploying.validation import DeploymentRefused, Finding, Judged
 from lifecycle.fingerprints import fingerprint
 from lifecycle.history import effective_links
 from lifecycle.models import (
@@ -42,19 +42,11 @@ class RollbackError(ValueError):
 
 
 @dataclass
-class RollbackPlan:
+class RollbackPlan(Judged):
     number: str
     suggested: str
     findings: list[Finding] = field(default_factory=list)
     fingerprint: str = ""
-
-    @property
-    def has_errors(self):
-        return any(f.severity == "error" for f in self.findings)
-
-    @property
-    def needs_confirmation(self):
-        return any(f.severity == "confirm" for f in self.findings)
 
 
 def rollback_validation(application, tag, environment, number_text: str = "") -> RollbackPlan:

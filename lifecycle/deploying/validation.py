@@ -52,8 +52,22 @@ class Finding:
         }
 
 
+class Judged:
+    """A plan with `findings`: an error blocks it; "confirm" needs Deploy anyway (deployments, rollbacks)."""
+
+    findings: list[Finding]
+
+    @property
+    def has_errors(self):
+        return any(f.severity == "error" for f in self.findings)
+
+    @property
+    def needs_confirmation(self):
+        return any(f.severity == "confirm" for f in self.findings)
+
+
 @dataclass
-class ItemPlan:
+class ItemPlan(Judged):
     """What deploying one application from the source to the target would do."""
 
     application: object
@@ -69,14 +83,6 @@ class ItemPlan:
     @property
     def nothing_to_deploy(self):
         return any(f.code == "nothing_to_deploy" for f in self.findings)
-
-    @property
-    def has_errors(self):
-        return any(f.severity == "error" for f in self.findings)
-
-    @property
-    def needs_confirmation(self):
-        return any(f.severity == "confirm" for f in self.findings)
 
     @property
     def action_label(self):
