@@ -7,6 +7,7 @@ is invisible to them.
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Max
+from django.http import Http404
 
 from lifecycle.models import AccessLevel, Environment, EnvironmentAccess
 
@@ -44,9 +45,16 @@ def can(user, environment, level: AccessLevel) -> bool:
 
 
 def require(user, environment, level: AccessLevel) -> None:
-    """Raise PermissionDenied (403) unless the user has at least `level` in `environment`."""
-    if not can(user, environment, level):
-        raise PermissionDenied(f"You need {level.label} access to {environment.name} to do this.")
+    """Raise unless the user has at least `level` in `environment`.
+
+    Asking to see an environment the user cannot see answers 404 (Http404), like a missing one,
+    so what is there is not confirmed to exist; a change they may not make is 403.
+    """
+    if can(user, environment, level):
+        return
+    if level == AccessLevel.VIEW:
+        raise Http404("There is nothing here, or you do not have access to it.")
+    raise PermissionDenied(f"You need {level.label} access to {environment.name} to do this.")
 
 
 def visible_environments(user) -> list[Environment]:

@@ -406,7 +406,7 @@ def test_it_refuses_a_user_who_cannot_see_both_environments(client, outsider, en
     half = make_user("half", {qa: AccessLevel.VIEW})
     for user in (outsider, half):
         client.force_login(user)
-        assert client.get(compare_url(application, pre, qa)).status_code == 403
+        assert client.get(compare_url(application, pre, qa)).status_code == 404
         query = urlencode(
             {
                 "application": application.pk,
@@ -418,7 +418,7 @@ def test_it_refuses_a_user_who_cannot_see_both_environments(client, outsider, en
                 "path": "cart.py",
             }
         )
-        assert client.get(f"{COMPARE_FILE}?{query}").status_code == 403
+        assert client.get(f"{COMPARE_FILE}?{query}").status_code == 404
 
 
 def test_it_answers_404_for_unknown_or_missing_things(client, viewer, environments, shop):

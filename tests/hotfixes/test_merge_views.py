@@ -194,7 +194,7 @@ def test_it_refuses_an_outsider_and_an_unknown_application(
     application, _, _ = two_fixes
     dev, qa, pre, prod = environments
     client.force_login(outsider)
-    assert merge_page(client, application, pre, qa).status_code == 403
+    assert merge_page(client, application, pre, qa).status_code == 404
     client.force_login(release_manager)
     response = client.get(MERGE, {"application": 999999, "source": pre.pk, "target": qa.pk})
     assert response.status_code == 404

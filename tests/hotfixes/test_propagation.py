@@ -231,8 +231,8 @@ def test_it_refuses_a_user_without_publish_in_some_step(client, release_manager,
 
 def test_it_refuses_an_outsider(client, outsider, hotfix):
     client.force_login(outsider)
-    assert client.get(propagate_url(hotfix)).status_code == 403
-    assert client.post(propagate_url(hotfix), {}).status_code == 403
+    assert client.get(propagate_url(hotfix)).status_code == 404
+    assert client.post(propagate_url(hotfix), {}).status_code == 404
     assert Merge.objects.count() == 0
 
 

@@ -318,4 +318,4 @@ def test_it_shows_the_hotfix_timeline_with_durations(client, release_manager, en
 
 def test_it_refuses_the_hotfix_page_to_an_outsider(client, outsider, hotfix):
     client.force_login(outsider)
-    assert client.get(reverse("hotfixes:hotfix", args=[hotfix.pk])).status_code == 403
+    assert client.get(reverse("hotfixes:hotfix", args=[hotfix.pk])).status_code == 404

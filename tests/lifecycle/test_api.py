@@ -279,7 +279,8 @@ def test_it_lets_a_user_download_where_the_application_runs(client, environments
     response = client.get(
         reverse("api:environment-archive", args=["Shop-Cart", "Development"]), headers=headers
     )
-    assert_error(response, 403, "forbidden")
+    # An environment the user cannot see answers like one that does not exist.
+    assert_error(response, 404, "not_found")
 
 
 def test_it_refuses_downloads_to_users_without_access(client, environments, outsider, shop):
@@ -290,7 +291,7 @@ def test_it_refuses_downloads_to_users_without_access(client, environments, outs
     response = client.get(
         reverse("api:environment-archive", args=["Shop-Cart", "Development"]), headers=headers
     )
-    assert_error(response, 403, "forbidden")
+    assert_error(response, 404, "not_found")
 
 
 def test_it_answers_404_for_unknown_modules_versions_and_environments(client, environments, viewer, shop):

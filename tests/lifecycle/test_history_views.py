@@ -225,10 +225,10 @@ def test_it_needs_view_access_to_the_target(client, outsider, release_manager, e
     deployment = make_deployment(environments[2], environments[3], release_manager)
     qa_only = make_user("qa-only", {environments[1]: AccessLevel.FULL})
     client.force_login(outsider)
-    assert client.get(detail_url(deployment)).status_code == 403
+    assert client.get(detail_url(deployment)).status_code == 404
     client.force_login(qa_only)
-    assert client.get(detail_url(deployment)).status_code == 403
-    assert client.get(detail_url(deployment), headers=HTMX).status_code == 403
+    assert client.get(detail_url(deployment)).status_code == 404
+    assert client.get(detail_url(deployment), headers=HTMX).status_code == 404
 
 
 def test_it_answers_404_for_an_unknown_deployment(client, viewer):

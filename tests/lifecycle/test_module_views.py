@@ -88,9 +88,9 @@ def test_it_downloads_a_version_as_a_zip_byte_for_byte(client, viewer, environme
 def test_it_refuses_module_pages_without_access(client, outsider, environments, shop):
     _, cart = shop
     client.force_login(outsider)
-    assert client.get(module_url(cart, environments[0])).status_code == 403
+    assert client.get(module_url(cart, environments[0])).status_code == 404
     download = reverse("lifecycle:module-download", args=[cart.pk, environments[0].pk, 1])
-    assert client.get(download).status_code == 403
+    assert client.get(download).status_code == 404
 
 
 def test_it_answers_404_for_unknown_modules_and_versions(client, viewer, environments, shop):

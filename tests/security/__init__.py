@@ -251,11 +251,16 @@ def needs(level):
     answer 403 or 404: the specification asks 403 of a change refused and 404 of what is not seen."""
 
     def rule(levels, i):
-        if levels[i] < VIEW and any(levels):
+        if levels[i] < VIEW:
             return UNSEEN
         return levels[i] >= level
 
     return rule
+
+
+def unseen_unless(*conditions):
+    """UNSEEN when an environment the action must see is invisible (404, or the "no access" 403)."""
+    return UNSEEN if not all(conditions) else None
 
 
 def logged_in(levels, i):
@@ -272,13 +277,13 @@ def deploy_rule(level):
 
 
 def merge_rule(levels, i):
-    """Merging the next environment's changes into environment i: view there, publish here."""
-    return levels[i + 1] >= VIEW and levels[i] >= PUBLISH
+    """Merging the next environment's changes into environment i: view on both, publish here."""
+    return unseen_unless(levels[i + 1] >= VIEW, levels[i] >= VIEW) or levels[i] >= PUBLISH
 
 
 def propagate_rule(levels, i):
     """The hotfix of environment i into every earlier one: view on it, publish on each."""
-    return levels[i] >= VIEW and all(levels[j] >= PUBLISH for j in range(i))
+    return unseen_unless(levels[i] >= VIEW) or all(levels[j] >= PUBLISH for j in range(i))
 
 
 def sees_two(levels, i):
@@ -324,8 +329,14 @@ def nobody(verdict):
 
 
 def views(index):
-    """View on one fixed environment, whatever the case's environment."""
-    return lambda levels, i: levels[index] >= VIEW
+    """View on one fixed environment, whatever the case's environment: 404 (or the "no access"
+    403) for those who cannot see it."""
+    return lambda levels, i: unseen_unless(levels[index] >= VIEW) or True
+
+
+def sees_pair(levels, i):
+    """Compare or merge environment i and the next: both seen, or 404 (or the "no access" 403)."""
+    return unseen_unless(levels[i] >= VIEW, levels[i + 1] >= VIEW) or True
 
 
 # ---------------------------------------------------------------------------
@@ -884,7 +895,7 @@ ACTIONS = [
         "compare-page",
         "browser",
         NOT_LAST,
-        lambda levels, i: levels[i] >= VIEW and levels[i + 1] >= VIEW,
+        sees_pair,
         lambda c: Req(
             "get",
             reverse("hotfixes:compare"),
@@ -896,7 +907,7 @@ ACTIONS = [
         "merge-page",
         "browser",
         NOT_LAST,
-        lambda levels, i: levels[i] >= VIEW and levels[i + 1] >= VIEW,
+        sees_pair,
         lambda c: Req(
             "get",
             reverse("hotfixes:merge"),
@@ -991,7 +1002,7 @@ ACTIONS = [
         "compare-file-page",
         "browser",
         NOT_LAST,
-        lambda levels, i: levels[i] >= VIEW and levels[i + 1] >= VIEW,
+        sees_pair,
         lambda c: Req(
             "get",
             reverse("hotfixes:compare-file"),
