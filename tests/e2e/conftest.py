@@ -51,9 +51,18 @@ def browser():
 @pytest.fixture
 def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
     errors = []
+    page = watched(context.new_page(), errors)
+    yield page
+    context.close()
+    # A CSP violation or a script error is a failure, even when the page looked right.
+    assert not errors, f"browser console errors: {errors}"
+
+
+def watched(page, errors):
+    """Collect the page's script errors and CSP violations into `errors`; refused forms (409, 422)
+    are expected. Every browser test asserts `errors` is empty at its end."""
+    page.set_default_timeout(10_000)
     page.on(
         "console",
         lambda message: (
@@ -63,10 +72,7 @@ def page(browser, live_server):
         ),
     )
     page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    # A CSP violation or a script error is a failure, even when the page looked right.
-    assert not errors, f"browser console errors: {errors}"
+    return page
 
 
 def screenshot(page, name):

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from lifecycle.models import AccessLevel, CurrentVersion, Draft
-from tests.e2e.conftest import EXPECTED_ERROR, log_in, screenshot
+from tests.e2e.conftest import log_in, screenshot, watched
 from tests.factories import make_application, make_environments, make_user, publish_files
 
 CART = "def total(prices):\n    return sum(prices)\n"
@@ -25,30 +25,16 @@ def tabs(browser, live_server, transactional_db):
     publish_files(cart, environments[0], {"cart.py": CART, "README.md": "# Cart\n"})
     errors = []
     first = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
-    tab_a = _watched(first.new_page(), errors)
+    tab_a = watched(first.new_page(), errors)
     log_in(tab_a, "dev", "pw-dev")
     second = browser.new_context(
         base_url=live_server.url, viewport={"width": 1400, "height": 900}, storage_state=first.storage_state()
     )
-    tab_b = _watched(second.new_page(), errors)
+    tab_b = watched(second.new_page(), errors)
     yield tab_a, tab_b, cart, environments[0]
     first.close()
     second.close()
     assert not errors, f"browser console errors: {errors}"
-
-
-def _watched(page, errors):
-    page.set_default_timeout(10_000)
-    page.on(
-        "console",
-        lambda message: (
-            message.type == "error"
-            and not EXPECTED_ERROR.search(message.text)
-            and errors.append(message.text)
-        ),
-    )
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page
 
 
 def open_editor(page, module, environment, path="cart.py"):

@@ -29,7 +29,7 @@ from lifecycle.models import (
     ModuleVersion,
 )
 from lifecycle.tagging import tag_environment
-from tests.e2e.conftest import EXPECTED_ERROR, log_in, screenshot
+from tests.e2e.conftest import log_in, screenshot, watched
 from tests.factories import make_application, make_environments, make_user, publish_files
 
 CART = "def total(lines):\n    return sum(line.price for line in lines)\n"
@@ -73,7 +73,7 @@ def users(browser, live_server, world):
     for username in ("alice", "bob"):
         context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900})
         contexts.append(context)
-        page = _watched(context.new_page(), errors)
+        page = watched(context.new_page(), errors)
         log_in(page, username, f"pw-{username}")
         expect(page.get_by_role("heading", name="Pipeline")).to_be_visible()
         pages.append(page)
@@ -82,21 +82,6 @@ def users(browser, live_server, world):
         context.close()
     # A CSP violation or a script error is a failure, even when the page looked right.
     assert not errors, f"browser console errors: {errors}"
-
-
-def _watched(page, errors):
-    """The page fixture's console check: refused forms (409, 422) are expected, any other error is not."""
-    page.set_default_timeout(10_000)
-    page.on(
-        "console",
-        lambda message: (
-            message.type == "error"
-            and not EXPECTED_ERROR.search(message.text)
-            and errors.append(message.text)
-        ),
-    )
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page
 
 
 def content(module, environment, path="cart.py"):
