@@ -92,7 +92,7 @@ class ItemPlan(Judged):
 
 
 @dataclass
-class Validation:
+class Validation(Judged):
     source: Environment
     target: Environment
     items: list[ItemPlan]
@@ -101,14 +101,6 @@ class Validation:
     @property
     def findings(self):
         return [finding for item in self.items for finding in item.findings]
-
-    @property
-    def has_errors(self):
-        return any(item.has_errors for item in self.items)
-
-    @property
-    def needs_confirmation(self):
-        return any(item.needs_confirmation for item in self.items)
 
     @property
     def to_deploy(self):
