@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from lifecycle import access, hooks, visibility
+from lifecycle import access, visibility
 from lifecycle.deploying.plans import (
     PlanError,
     delete_plan,
@@ -79,29 +79,12 @@ def _numbers(data):
     return numbers
 
 
-def _mark_open_hotfixes(validation) -> None:
-    """Tell each planned application whether an open hotfix sits in the source or the target.
-
-    The dialog shows them red and labelled, as the grid does; one query whatever the plan.
-    """
-    if validation is None:
-        return
-    source, target = validation.source.pk, validation.target.pk
-    open_hotfixes = hooks.hotfix_state().open_hotfixes(
-        [item.application.pk for item in validation.items], [source, target]
-    )
-    for item in validation.items:
-        item.source_hotfix = (item.application.pk, source) in open_hotfixes
-        item.target_hotfix = (item.application.pk, target) in open_hotfixes
-
-
 def _render_plan(request, data, *, error=None, status=200, plan=None):
     visible, source, target = _environments(request.user, data)
     applications = _selected_applications(data, source, target)
     validation = (
         validate(source, target, applications, _numbers(data)) if applications and source != target else None
     )
-    _mark_open_hotfixes(validation)
     can_deploy = access.can(request.user, target, AccessLevel.DEPLOY)
     context = {
         "environments": visible,

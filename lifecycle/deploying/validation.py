@@ -79,6 +79,8 @@ class ItemPlan(Judged):
     tag_id: int | None
     versions: dict[int, int]  # module id -> version id to make current in the target
     findings: list[Finding] = field(default_factory=list)
+    source_hotfix: bool = False  # an open hotfix sits in the source, as the grid shows it
+    target_hotfix: bool = False
 
     @property
     def nothing_to_deploy(self):
@@ -505,4 +507,6 @@ def _plan_item(row, context: _Context) -> ItemPlan:
         tag_id=None if needs_tag else source_cell.tag_id,
         versions=versions,
         findings=[finding for finding in findings if finding is not None],
+        source_hotfix=source_cell.open_hotfix,
+        target_hotfix=target_cell.open_hotfix,
     )
