@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
+    "django_tasks",
+    "django_tasks_db",
     "lifecycle",
     "hotfixes",
 ]
@@ -214,8 +216,20 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * MODULE_MAX_FILE_BYTES + 1024 * 1024
 # refused a hotfix of 1,000 files with a bare 400, so it could not be merged in the browser.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 20 * MODULE_MAX_FILES
 
-# Deployments run in a background thread while the user watches their log; tests run them inline.
-DEPLOY_IN_BACKGROUND = _strict_bool("DEPLOY_IN_BACKGROUND", True)
+# Background work (deployments, deliveries, webhooks) runs as tasks of Django's Tasks framework, on
+# the database: `manage.py db_worker` runs them (docs/deployment.md). Tests run them at once instead.
+TASKS = {"default": {"BACKEND": _read("TASKS_BACKEND", env.str, "django_tasks_db.DatabaseBackend")}}
+# A running deployment whose worker has not renewed its heartbeat for this long is aborted.
+DEPLOYMENT_HEARTBEAT_SECONDS = _read("DEPLOYMENT_HEARTBEAT_SECONDS", env.int, 60)
+# A deployment to agent or webhook machines ends with errors when they do not confirm within this.
+DELIVERY_TIMEOUT_SECONDS = _read("DELIVERY_TIMEOUT_SECONDS", env.int, 600)
+# Webhooks to loopback or private addresses are refused (server-side request forgery) unless this is set.
+ALLOW_PRIVATE_WEBHOOKS = _strict_bool("ALLOW_PRIVATE_WEBHOOKS", False)
+# The address agents and webhook receivers reach this console at, for the callback URLs it sends.
+SITE_URL = _read("SITE_URL", env.str, "http://127.0.0.1:8000").rstrip("/")
+for _name in ("DEPLOYMENT_HEARTBEAT_SECONDS", "DELIVERY_TIMEOUT_SECONDS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"The environment variable {_name} is malformed: it must be at least 1")
 
 # How many proxies in front of Stageboard append to X-Forwarded-For: the client's address, for the
 # audit trail and login throttling, is taken that many entries from the right. 0 (no proxy) uses the

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from lifecycle import access, audit, hooks
 from lifecycle.archives import ArchiveRejected, Limits, check_files
+from lifecycle.delivery import revisions
 from lifecycle.models import (
     AccessLevel,
     AuditEvent,
@@ -171,6 +172,7 @@ def make_current(
         at=now,
         comment=comment,
     )
+    revisions.bump([environment.pk])
 
 
 def publish(

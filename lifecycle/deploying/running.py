@@ -11,11 +11,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
-from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from lifecycle import access, audit
@@ -121,18 +119,15 @@ def claim_target(target) -> None:
 
 
 def launch(deployment: Deployment) -> None:
-    """Run the deployment in the background (the user watches its log), or inline when configured."""
-    if not settings.DEPLOY_IN_BACKGROUND:
-        run_deployment(deployment.pk)
-        return
+    """Hand the deployment to a worker (the user watches its log).
 
-    def work():
-        try:
-            run_deployment(deployment.pk)
-        finally:
-            connection.close()
+    On the database backend the task is a row: enqueued inside a transaction, it
+    commits with it, so a worker never sees a task whose deployment is not there.
+    """
+    # Imported here: lifecycle.tasks imports this module for the functions its tasks call.
+    from lifecycle import tasks
 
-    transaction.on_commit(lambda: threading.Thread(target=work, name=f"deployment-{deployment.pk}").start())
+    tasks.run_deployment.enqueue(deployment.pk)
 
 
 def run_deployment(deployment_id: int) -> Deployment:

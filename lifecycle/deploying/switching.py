@@ -12,6 +12,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from lifecycle.delivery import revisions
 from lifecycle.deploying.validation import DeploymentRefused, validate
 from lifecycle.models import (
     Application,
@@ -129,4 +130,6 @@ def deploy_tag(tag, environment, *, user=None, comment: str = "", deployment=Non
         EnvironmentTag.objects.update_or_create(
             environment=environment, application=tag.application, defaults={"tag": tag, "changed_at": now}
         )
+        if changes:
+            revisions.bump([environment.pk])
     return len(changes)

@@ -111,6 +111,7 @@ def test_it_records_admin_changes_with_before_and_after(client, environments):
         {
             "name": "QA",
             "position": "2",
+            "delivery": "record",
             "access-TOTAL_FORMS": "0",
             "access-INITIAL_FORMS": "0",
         },

@@ -178,7 +178,7 @@ def test_it_stops_polling_with_the_final_fragment_when_finished(
     assert re.search(r'class="log-line log-error">.*?Failed, nothing was changed\.', fragment, re.S)
     # The header's status and the applications are refreshed out of band.
     assert '<p id="status" class="deployment-status" hx-swap-oob="true">' in fragment
-    assert '<span class="deploy-status deploy-status-failed">Failed</span>' in fragment
+    assert '<span class="deploy-status deploy-status-failed">Aborted</span>' in fragment
     assert "Requested, nothing was deployed" in fragment
 
 

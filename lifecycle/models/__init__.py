@@ -40,6 +40,12 @@ class EnvironmentQuerySet(models.QuerySet):
         return self.order_by("position", "id").first()
 
 
+class Delivery(models.TextChoices):
+    RECORD = "record", "Record only (the switch is the deployment)"
+    AGENT = "agent", "Agent (a Stageboard agent on the machine pulls it)"
+    WEBHOOK = "webhook", "Webhook (a signed POST tells a receiver)"
+
+
 class Environment(models.Model):
     name = models.CharField(max_length=60, unique=True)
     # Unique: two environments at one position would make "the next environment" ambiguous.
@@ -47,6 +53,23 @@ class Environment(models.Model):
         unique=True, help_text="Order in the pipeline; the lowest is the development environment."
     )
     is_production = models.BooleanField("Production", default=False)
+    delivery = models.CharField(
+        max_length=10,
+        choices=Delivery.choices,
+        default=Delivery.RECORD,
+        help_text="How a deployment reaches the environment's machines (docs/agent.md).",
+    )
+    webhook_url = models.URLField(
+        blank=True, max_length=500, help_text="Webhook delivery: where the signed POST goes."
+    )
+    webhook_secret = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Webhook delivery: the key the body is signed with (HMAC-SHA256); made when blank.",
+    )
+    # Bumped in the transaction of every change to what should run here (a switch, a publish, a
+    # Redeploy or Retry): the agent's poll compares it, so an unchanged state costs one indexed read.
+    state_revision = models.PositiveBigIntegerField(default=0, editable=False)
 
     objects = EnvironmentQuerySet.as_manager()
 
@@ -58,6 +81,11 @@ class Environment(models.Model):
 
     def is_first(self):
         return Environment.objects.first_in_pipeline() == self
+
+    @property
+    def delivers(self) -> bool:
+        """True when a deployment here is delivered to machines, not only recorded."""
+        return self.delivery != Delivery.RECORD
 
 
 class Application(models.Model):
@@ -428,9 +456,16 @@ class Deployment(models.Model):
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
+        # Switched in Stageboard, being delivered to the target's machines (agent or webhook).
+        WAITING = "waiting", "Waiting for delivery"
         FINISHED = "finished", "Finished"
         WARNINGS = "warnings", "Finished with warnings"
-        FAILED = "failed", "Failed"
+        # Switched, but the delivery failed: a hook failed, or the machines did not confirm in time.
+        ERRORS = "errors", "Finished with errors"
+        # Nothing was switched: refused at the switch, or the worker stopped (docs/rules.md).
+        FAILED = "failed", "Aborted"
+
+    ACTIVE = (Status.RUNNING, Status.WAITING)
 
     source = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     target = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="deployments_in")
@@ -451,6 +486,17 @@ class Deployment(models.Model):
         default=dict,
         help_text="What was asked: applications, tag numbers and the state it was validated against.",
     )
+    # The lease: the worker running it renews this; an older one than DEPLOYMENT_HEARTBEAT_SECONDS
+    # means the worker stopped (lifecycle/deploying/leases.py).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=100, blank=True, help_text="The worker that ran the switch.")
+    # Delivery (agent or webhook targets): what the machines must confirm, and by when.
+    expected = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="application name -> {generation, modules: {module name: tree hash}} to confirm.",
+    )
+    delivery_deadline = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -460,7 +506,19 @@ class Deployment(models.Model):
 
     @property
     def is_running(self):
-        return self.status == self.Status.RUNNING
+        """Still going: switching, or waiting for its delivery (the page keeps refreshing)."""
+        return self.status in self.ACTIVE
+
+    @property
+    def is_waiting(self):
+        return self.status == self.Status.WAITING
+
+    @property
+    def status_label(self):
+        """ "Waiting for Production", as LifeTime says it; otherwise the status's own label."""
+        if self.is_waiting:
+            return f"Waiting for {self.target.name}"
+        return self.get_status_display()
 
 
 class DeploymentItem(models.Model):
@@ -520,6 +578,12 @@ class AuditEvent(ImmutableModel):
         TOKEN_CREATED = "token_created", "API token created"
         TOKEN_REVOKED = "token_revoked", "API token revoked"
         LOGIN_FAILED = "login_failed", "Login failed"
+        DEPLOY_RETRIED = "deploy_retried", "Deployment retried"
+        AGENT_TOKEN_CREATED = "agent_token_created", "Agent token created"
+        AGENT_TOKEN_REVOKED = "agent_token_revoked", "Agent token revoked"
+        DRIFT_FOUND = "drift_found", "Drift found"
+        DRIFT_ADOPTED = "drift_adopted", "Drift adopted as hotfix"
+        DRIFT_REDEPLOYED = "drift_redeployed", "Drift redeployed over"
         ADMIN_ADD = "admin_add", "Admin: added"
         ADMIN_CHANGE = "admin_change", "Admin: changed"
         ADMIN_DELETE = "admin_delete", "Admin: deleted"
@@ -581,3 +645,13 @@ class LoginAttempt(models.Model):
 
     def __str__(self):
         return f"{self.get_scope_display()} {self.username} {self.address}".strip()
+
+
+# Delivery to machines: agent tokens, what the agents report, drift, webhook attempts. They name the
+# models above as strings, so importing them last (and here, where Django looks) is safe.
+from lifecycle.models.delivery import (  # noqa: E402, F401
+    AgentToken,
+    DeliveryAttempt,
+    Drift,
+    LiveApplication,
+)
