@@ -23,7 +23,7 @@ from lifecycle import access, hooks, tokens, visibility
 from lifecycle.archives import ArchiveRejected, human_bytes, read_archive
 from lifecycle.downloads import version_zip
 from lifecycle.models import AccessLevel, Application, CurrentVersion, Environment, Module, ModuleVersion
-from lifecycle.pipeline import build_rows
+from lifecycle.pipeline import attach_live_states, build_rows
 from lifecycle.publishing import StaleEdit, content_limits, publish
 from lifecycle.request_values import parse_id
 
@@ -315,6 +315,7 @@ def application_state(request, application_name: str):
     if application is None:
         raise ApiError(404, "not_found", f"There is no application named {application_name!r}.")
     row = build_rows([application], environments)[0]
+    attach_live_states([row], environments)
     names = dict(application.modules.values_list("pk", "name"))
     version_ids = {version_id for cell in row.cells for version_id in cell.modules.values()}
     numbers = dict(ModuleVersion.objects.filter(pk__in=version_ids).values_list("pk", "number"))
@@ -333,6 +334,13 @@ def application_state(request, application_name: str):
                     "modules": {
                         names[module_id]: numbers[version_id]
                         for module_id, version_id in sorted(cell.modules.items(), key=lambda m: names[m[0]])
+                    },
+                    # What the machines run (docs/rules.md, "Live state and drift"); "record" where
+                    # the switch in Stageboard is the deployment.
+                    "delivery": {
+                        "state": cell.live.state,
+                        "version": cell.live.version,
+                        "reported_at": cell.live.reported_at.isoformat() if cell.live.reported_at else None,
                     },
                 }
                 for cell in row.cells

@@ -4,7 +4,8 @@ Whatever the number of applications, environments and modules, building the
 grid reads: the applications, their environment tags, every current version,
 the members of the tags in use, the open hotfixes and, only when some
 environment differs from its tag, the tags holding the contents it runs (so 5
-or 6 queries); then compares in memory.
+or 6 queries); then compares in memory. What the machines of delivering environments
+report adds a fixed number more (`attach_live_states`, lifecycle/delivery/live.py).
 
 Modules are compared by content (tree hash), not by version id: a merge that
 brings an environment to exactly a tag's files makes a new version with the
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from lifecycle import hooks
+from lifecycle.delivery.live import AgentStatus, LiveCell, live_states
 from lifecycle.models import CurrentVersion, EnvironmentTag, TagMember
 
 
@@ -31,6 +33,9 @@ class Cell:
     contents: dict[int, str]  # module id -> tree hash running here
     tagged_contents: dict[int, str]  # module id -> tree hash in the tag
     tag_id: int | None
+    # What the machines report (lifecycle.delivery.live), once attach_live_states has read it.
+    live: LiveCell | None = None
+    agent: AgentStatus | None = None  # the sign of life of the environment's agents (agent delivery)
 
     @cached_property
     def changed_modules(self) -> set[int]:
@@ -157,6 +162,20 @@ def build_rows(applications, environments) -> list[Row]:
         rows.append(Row(application=application, cells=cells, gaps=gaps))
     _show_tags_of_equal_contents(rows)
     return rows
+
+
+def attach_live_states(rows: list[Row], environments) -> dict[int, AgentStatus]:
+    """Give each cell what its machines report; return each agent environment's sign of life.
+
+    A fixed number of queries (none when every environment only records), read for the rows
+    shown: after the grid's filters, not before.
+    """
+    states = live_states([row.application for row in rows], environments)
+    for row in rows:
+        for cell in row.cells:
+            cell.live = states.get((row.application.pk, cell.environment.pk))
+            cell.agent = states.agents.get(cell.environment.pk)
+    return states.agents
 
 
 def _show_tags_of_equal_contents(rows: list[Row]) -> None:

@@ -25,7 +25,7 @@ from lifecycle.models import (
     ModuleFile,
     ModuleVersion,
 )
-from lifecycle.pipeline import build_rows
+from lifecycle.pipeline import attach_live_states, build_rows
 from lifecycle.publishing import content_limits, publish
 from lifecycle.request_values import parse_id
 
@@ -57,8 +57,10 @@ def pipeline(request: HtmxHttpRequest):
         rows = [row for row in rows if row.has_differences]
     elif show == "hotfixes":
         rows = [row for row in rows if row.has_open_hotfix]
+    agents = attach_live_states(rows, environments)
     context = {
         "environments": environments,
+        "heads": [(environment, agents.get(environment.pk)) for environment in environments],
         "rows": rows,
         "query": query,
         "show": show,
@@ -75,6 +77,7 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
     application = get_object_or_404(Application, pk=application_id)
     environments = _environments_or_403(request.user)
     row = build_rows([application], environments)[0]
+    attach_live_states([row], environments)
     modules = list(application.modules.all())
     version_ids = {version_id for cell in row.cells for version_id in cell.modules.values()}
     numbers = dict(ModuleVersion.objects.filter(pk__in=version_ids).values_list("pk", "number"))

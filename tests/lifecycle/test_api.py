@@ -329,6 +329,7 @@ def test_it_describes_a_released_application(client, environments, viewer, shop)
                 "plus": False,
                 "open_hotfix": False,
                 "modules": {"Shop-Cart": 1},
+                "delivery": {"state": "record", "version": None, "reported_at": None},
             }
             for environment in environments
         ],
@@ -354,6 +355,7 @@ def test_it_shows_a_hotfix_in_the_state(client, environments, developer, shop):
         "plus": True,
         "open_hotfix": True,
         "modules": None,
+        "delivery": {"state": "record", "version": None, "reported_at": None},
     }
     assert by_name["Pre-Production"]["modules"] == {"Shop-Cart": 2}
     assert by_name["Production"]["version"] == "0.3" and by_name["Production"]["modules"] == {"Shop-Cart": 1}
