@@ -1,22 +1,26 @@
-"""Running a deployment: start it under a lock on its target, switch, log, finish.
+"""Running a deployment: start it under a lock on its target, switch, log, finish or wait.
 
 1. `start_deployment` re-validates under a lock on the target environment,
-   refuses if another deployment into the target is running or if anything
-   changed since the user saw the plan, and records a running Deployment.
-2. `launch` runs it in the background (or inline when configured).
-3. `run_deployment` switches everything in one transaction and records the
-   outcome in the log the user watches live and in the audit trail.
+   refuses if another deployment into the target is active (running, or waiting
+   for its delivery) or if anything changed since the user saw the plan, and
+   records a running Deployment whose heartbeat is its start (leases.py).
+2. `launch` hands it to a worker (`manage.py db_worker`, lifecycle/tasks.py).
+3. `run_deployment` claims the lease, then in one transaction that locks the
+   deployment row switches everything and either finishes it or, for a target
+   that delivers to machines, begins waiting for them (delivery/confirming.py).
+   A worker that dies before the commit changed nothing; a sweep says so.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from lifecycle import access, audit
+from lifecycle.delivery import confirming
+from lifecycle.deploying import leases
 from lifecycle.deploying.switching import switch
 from lifecycle.deploying.validation import DeploymentRefused, check_can_deploy, validate
 from lifecycle.models import (
@@ -30,9 +34,6 @@ from lifecycle.models import (
 from lifecycle.tagging import TagError
 
 logger = logging.getLogger(__name__)
-
-# A deployment still "running" after this long was abandoned by a process that stopped.
-ABANDONED_AFTER = timedelta(minutes=15)
 
 
 def start_deployment(
@@ -76,12 +77,14 @@ def start_deployment(
             access.require(user, target, AccessLevel.FULL)
         if not validation.to_deploy:
             raise DeploymentRefused(f"Nothing to deploy: {target.name} already runs all of it.")
+        now = timezone.now()
         deployment = Deployment.objects.create(
             source=source,
             target=target,
             plan=plan,
             started_by=user,
-            started_at=timezone.now(),
+            started_at=now,
+            heartbeat_at=now,  # The lease starts with it: no worker taking it in time aborts it.
             notes=notes,
             deploy_anyway=deploy_anyway and validation.needs_confirmation,
             findings=[finding.as_dict() for finding in validation.findings],
@@ -98,65 +101,100 @@ def start_deployment(
 
 
 def claim_target(target) -> None:
-    """Inside a transaction: lock the target and refuse if another deployment into it is running."""
+    """Inside a transaction: lock the target and refuse if another deployment into it is active.
+
+    A deployment whose worker stopped, or whose delivery is overdue, is ended first
+    (leases.sweep), so it never blocks the target longer than its lease or deadline.
+    """
     Environment.objects.select_for_update().get(pk=target.pk)
-    running = (
-        Deployment.objects.filter(target=target, status=Deployment.Status.RUNNING)
+    leases.sweep(target=target)
+    active = (
+        Deployment.objects.filter(target=target, status__in=Deployment.ACTIVE)
         .select_related("started_by")
         .first()
     )
-    if running is not None and running.started_at < timezone.now() - ABANDONED_AFTER:
-        running.status, running.finished_at = Deployment.Status.FAILED, timezone.now()
-        running.save(update_fields=["status", "finished_at"])
-        _log(running, "Abandoned: the process running it stopped.", DeploymentLogLine.Level.ERROR)
-        running = None
-    if running is not None:
+    if active is None:
+        return
+    who = f"Deployment {active.pk} into {target.name} by {active.started_by.get_username()}"
+    if active.status == Deployment.Status.WAITING:
         raise DeploymentRefused(
-            f"Deployment {running.pk} into {target.name} by {running.started_by.get_username()} "
-            f"is running since {timezone.localtime(running.started_at):%H:%M:%S}; "
-            "try again when it has finished."
+            f"{who} is waiting for {target.name} to confirm its delivery, at the latest until "
+            f"{timezone.localtime(active.delivery_deadline):%H:%M:%S}; try again when it has finished."
         )
+    raise DeploymentRefused(
+        f"{who} is running since {timezone.localtime(active.started_at):%H:%M:%S}; "
+        "try again when it has finished."
+    )
 
 
 def launch(deployment: Deployment) -> None:
-    """Hand the deployment to a worker (the user watches its log).
+    """Hand the deployment to a worker (the user watches its log), and schedule its watch.
 
-    On the database backend the task is a row: enqueued inside a transaction, it
-    commits with it, so a worker never sees a task whose deployment is not there.
+    Called after the deployment committed. The watch is the next worker pass over
+    it (leases.watch): it reaps the deployment if no worker runs it, or if the one
+    running it stops.
     """
     # Imported here: lifecycle.tasks imports this module for the functions its tasks call.
     from lifecycle import tasks
 
+    leases.schedule_watch(deployment)
     tasks.run_deployment.enqueue(deployment.pk)
 
 
+class _Lost(Exception):
+    """The lease was lost before the switch: reaped, or ended by someone else. Nothing to do."""
+
+
 def run_deployment(deployment_id: int) -> Deployment:
-    """Tag where needed and switch every module of every application at once; record the outcome."""
+    """Tag where needed and switch every module of every application at once; finish, or wait for delivery.
+
+    Runs only with the lease (leases.claim): a deployment already run, reaped or
+    taken by another worker is returned as it is, never run or judged twice.
+    """
+    claimed = leases.claim(deployment_id)
     deployment = Deployment.objects.select_related("source", "target", "started_by").get(pk=deployment_id)
-    if deployment.status != Deployment.Status.RUNNING:
-        return deployment  # Already ran (a retry or a double launch): never run, or re-judge, twice.
+    if not claimed:
+        return deployment
     target = deployment.target
     try:
         _log(deployment, f"Switching in {target.name} in one transaction.")
+        if not leases.renew(deployment.pk):
+            raise _Lost
         with transaction.atomic():
+            # Locked for the whole switch: a sweeper waits for it and then sees it no longer running,
+            # and one that got here first (after the lease went stale) made it not running already.
+            status, worker = (
+                Deployment.objects.select_for_update()
+                .filter(pk=deployment.pk)
+                .values_list("status", "worker")
+                .get()
+            )
+            if status != Deployment.Status.RUNNING or worker != leases.worker_name():
+                raise _Lost
             items = _switcher(deployment)(deployment)
             DeploymentItem.objects.bulk_create(items)
+            for item in items:
+                what = "Tagged and deployed" if item.tagged else "Deployed"
+                changed = modules(item.modules_changed)
+                _log(deployment, f"{what} {item.application.name} {item.tag.number}: {changed} switched.")
+            if target.delivers:
+                confirming.begin(deployment)
+            else:
+                warnings = any(f["severity"] in ("warning", "confirm") for f in deployment.findings)
+                status = Deployment.Status.WARNINGS if warnings else Deployment.Status.FINISHED
+                _finish(deployment, status, "Finished with warnings." if warnings else "Finished.")
+    except _Lost:
+        deployment.refresh_from_db()
+        return deployment
     except (DeploymentRefused, TagError) as error:
-        return _finish(deployment, Deployment.Status.FAILED, str(error))
+        _finish(deployment, Deployment.Status.FAILED, str(error))
     except Exception as error:  # noqa: BLE001  (any failure must leave a failed deployment, not a running one)
         logger.exception("Deployment %s failed", deployment.pk)
-        return _finish(
+        _finish(
             deployment, Deployment.Status.FAILED, f"Failed, nothing was changed in {target.name}: {error}"
         )
-    for item in items:
-        what = "Tagged and deployed" if item.tagged else "Deployed"
-        _log(
-            deployment,
-            f"{what} {item.application.name} {item.tag.number}: {modules(item.modules_changed)} switched.",
-        )
-    warnings = any(f["severity"] in ("warning", "confirm") for f in deployment.findings)
-    status = Deployment.Status.WARNINGS if warnings else Deployment.Status.FINISHED
-    return _finish(deployment, status, "Finished with warnings." if warnings else "Finished.")
+    deployment.refresh_from_db()
+    return deployment
 
 
 def modules(count: int) -> str:
@@ -175,7 +213,7 @@ def _switcher(deployment):
 
 
 def _log(deployment, message, level=DeploymentLogLine.Level.INFO):
-    DeploymentLogLine.objects.create(deployment=deployment, at=timezone.now(), level=level, message=message)
+    leases.log(deployment, message, level)
 
 
 def log_start(deployment, findings, user) -> None:
@@ -213,18 +251,6 @@ def record_start(deployment, applications) -> None:
 
 
 def _finish(deployment, status, message):
-    level = (
-        DeploymentLogLine.Level.ERROR if status == Deployment.Status.FAILED else DeploymentLogLine.Level.INFO
-    )
-    _log(deployment, message, level)
-    deployment.status, deployment.finished_at = status, timezone.now()
-    deployment.save(update_fields=["status", "finished_at"])
-    failed = status == Deployment.Status.FAILED
-    audit.record(
-        AuditEvent.Action.DEPLOY_FAILED if failed else AuditEvent.Action.DEPLOY_FINISHED,
-        user=deployment.started_by,
-        environment=deployment.target,
-        summary=f"Deployment {deployment.pk} into {deployment.target.name}: {message}",
-        after={"deployment": deployment.pk, "status": status},
-    )
+    """End the running deployment (once: leases.conclude), with its log and audit lines."""
+    leases.conclude(deployment, status, message)
     return deployment
