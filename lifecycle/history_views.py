@@ -15,7 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from lifecycle import access, blocking
-from lifecycle.deploying import plans
+from lifecycle.delivery import confirming
+from lifecycle.deploying import leases, plans
+from lifecycle.deploying.validation import DeploymentRefused
 from lifecycle.htmx import HtmxHttpRequest, page_or_partial
 from lifecycle.models import (
     AccessLevel,
@@ -201,9 +203,10 @@ def deployment_list(request: HtmxHttpRequest):
 # One deployment and its live log.
 
 
-@login_required
-@require_GET
-def deployment_detail(request: HtmxHttpRequest, deployment_id: int):
+def _deployment_context(request, deployment_id: int, **extra) -> dict:
+    # A deployment whose worker stopped, or whose delivery is overdue, ends here rather than
+    # showing "running" until someone starts another one (lifecycle/deploying/leases.py).
+    leases.sweep(deployment_id=deployment_id)
     deployment = get_object_or_404(
         Deployment.objects.select_related("source", "target", "started_by", "plan").prefetch_related(
             Prefetch(
@@ -222,9 +225,11 @@ def deployment_detail(request: HtmxHttpRequest, deployment_id: int):
     deployment.elapsed = elapsed_seconds(deployment, now)
     deployment.duration = duration_label(deployment, now)
     findings = deployment.findings if isinstance(deployment.findings, list) else []
-    context = {
+    items = deployment.items.all()
+    ended_with_errors = deployment.status == Deployment.Status.ERRORS
+    return {
         "deployment": deployment,
-        "items": deployment.items.all(),
+        "items": items,
         "log_lines": deployment.log_lines.all(),
         # A plan is seen only by those who see both its environments (lifecycle.deploying.plans).
         "plan_shown": deployment.plan is not None and plans.can_see(request.user, deployment.plan),
@@ -233,12 +238,45 @@ def deployment_detail(request: HtmxHttpRequest, deployment_id: int):
             for finding in findings
             if isinstance(finding, dict)
         ],
+        # Finished with errors: apply it again, or go back with the rollback flow.
+        "can_retry": ended_with_errors and access.can(request.user, deployment.target, AccessLevel.DEPLOY),
+        "rollbacks": [item for item in items if item.previous_tag_id] if ended_with_errors else [],
+        **extra,
     }
+
+
+def _render_deployment(request, context, status=200):
     template = page_or_partial(request, "lifecycle/deployment.html", "log")
-    if template.endswith("#log") and not deployment.is_running:
+    if status == 200 and template.endswith("#log") and not context["deployment"].is_running:
         # The poll that sees the deployment over gets its final state and stops polling.
         return HttpResponseStopPolling(render_to_string(template, context, request))
-    return render(request, template, context)
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def deployment_detail(request: HtmxHttpRequest, deployment_id: int):
+    return _render_deployment(request, _deployment_context(request, deployment_id))
+
+
+@login_required
+@require_POST
+def deployment_retry(request: HtmxHttpRequest, deployment_id: int):
+    """Retry a deployment that finished with errors: its machines apply it again (confirming.retry)."""
+    deployment = get_object_or_404(Deployment.objects.select_related("target"), pk=deployment_id)
+    access.require(request.user, deployment.target, AccessLevel.VIEW)
+    try:
+        confirming.retry(deployment, request.user)
+    except DeploymentRefused as refusal:
+        context = _deployment_context(request, deployment_id, retry_error=f"Not retried: {refusal}")
+        return _render_deployment(request, context, status=409)
+    if request.htmx:
+        # The log (with the status, items and actions out of band) polls again while it waits.
+        return _render_deployment(request, _deployment_context(request, deployment_id))
+    messages.success(
+        request, f"Retried deployment {deployment.pk}: {deployment.target.name} applies it again."
+    )
+    return redirect("lifecycle:deployment", deployment.pk)
 
 
 # Blocking, on the application's page.

@@ -33,6 +33,7 @@ urlpatterns = [
     ),
     path("deployments/", history_views.deployment_list, name="deployments"),
     path("deployments/<int:deployment_id>/", history_views.deployment_detail, name="deployment"),
+    path("deployments/<int:deployment_id>/retry", history_views.deployment_retry, name="deployment-retry"),
     path(
         "applications/<int:application_id>/block/<int:environment_id>",
         history_views.block_application,

@@ -19,6 +19,9 @@ def running(environments, release_manager):
         target=environments[1],
         started_by=release_manager,
         started_at=timezone.now() - timedelta(seconds=75),
+        # Its worker renewed the lease just now: it is running, not stopped 75 s ago.
+        heartbeat_at=timezone.now(),
+        worker="web-1:4242",
     )
 
 

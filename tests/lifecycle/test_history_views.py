@@ -37,6 +37,9 @@ def make_deployment(
 ):
     """A deployment record as the deployment code leaves it: items only when it switched something."""
     started_at = started_at or timezone.now() - timedelta(minutes=5)
+    if status == Status.RUNNING:
+        # A live worker's lease: renewed just now (an older one is swept as aborted when viewed).
+        fields = {"heartbeat_at": timezone.now(), "worker": "web-1:4242", **fields}
     requested = {"applications": [], "numbers": {}, "fingerprint": "test"}
     if application is not None:
         requested["applications"] = [application.pk]
@@ -182,12 +185,24 @@ def test_it_stops_polling_with_the_final_fragment_when_finished(
     assert "Requested, nothing was deployed" in fragment
 
 
-def test_it_shows_the_finished_status_labels(client, viewer, release_manager, environments):
+def test_it_shows_every_status_in_words(client, viewer, release_manager, environments):
+    """As LifeTime says them; the badge's colour is never the only signal."""
+    labels = {
+        Status.RUNNING: "Running",
+        Status.WAITING: "Waiting for Quality Assurance",
+        Status.FINISHED: "Finished",
+        Status.WARNINGS: "Finished with warnings",
+        Status.ERRORS: "Finished with errors",
+        Status.FAILED: "Aborted",
+    }
+    assert set(labels) == set(Status.values)
     client.force_login(viewer)
-    for status, label in Status.choices:
+    for status, label in labels.items():
         deployment = make_deployment(environments[0], environments[1], release_manager, status=status)
-        html = client.get(detail_url(deployment)).content.decode()
-        assert f'<span class="deploy-status deploy-status-{status}">{label}</span>' in html
+        badge = f'<span class="deploy-status deploy-status-{status}">{label}</span>'
+        assert badge in client.get(detail_url(deployment)).content.decode()
+        listed = client.get(LIST_URL, {"status": status}).content.decode()
+        assert f'deploy-status deploy-status-{status}" href="{detail_url(deployment)}">{label}</a>' in listed
 
 
 def test_it_escapes_log_messages_findings_and_notes(client, viewer, release_manager, environments):
