@@ -39,12 +39,16 @@ from lifecycle.models import (
     Deployment,
     DeploymentPlan,
     Draft,
+    Drift,
     EnvironmentTag,
+    LiveApplication,
     ModuleChange,
     ModuleVersion,
     PlanItem,
 )
+from lifecycle.publishing import store_blobs
 from lifecycle.rollback import rollback_validation
+from lifecycle.snapshots import tree_hash
 from lifecycle.tagging import tag_environment
 from lifecycle.tokens import create_token
 from tests.editor_forms import draft_fields
@@ -119,6 +123,8 @@ _LISTED = {
     "drafts": (Draft, ["id", "manifest", "comment"]),
     "tokens": (ApiToken, ["id", "user_id", "revoked_at"]),
     "plans": (DeploymentPlan, ["id", "name"]),
+    "drifts": (Drift, ["id", "resolved_at", "resolution", "adopted_version_id"]),
+    "live": (LiveApplication, ["id", "desired_generation"]),
 }
 
 
@@ -627,6 +633,32 @@ def _own_token_and_someone_else(c):
     _someone_else(c)
 
 
+def _drift_here(c):
+    """An agent found other files of App-Core in the case's environment (as its upload leaves them)."""
+    manifest = store_blobs({"main.py": b"print('changed on the server')\n"})
+    c.extra["drift"] = Drift.objects.create(
+        environment=c.env,
+        module=c.module,
+        deployed_version=CurrentVersion.objects.get(module=c.module, environment=c.env).version,
+        manifest=manifest,
+        tree_hash=tree_hash(manifest),
+        found_at=timezone.now(),
+    )
+
+
+def _drift_url(name):
+    return lambda c: reverse(f"hotfixes:{name}", args=[c.extra["drift"].pk])
+
+
+def _drift_url_post(name):
+    return lambda c: Req("post", _drift_url(name)(c))
+
+
+def hidden_unless_views(level):
+    """`level` in the case's environment; what is in an environment the user cannot see is a 404."""
+    return lambda levels, i: HIDDEN if levels[i] < VIEW else levels[i] >= level
+
+
 def _admin_token_add(c):
     return Req("post", "/admin/lifecycle/apitoken/add/", {"user": c.extra["victim"].pk, "name": "minted"})
 
@@ -1059,6 +1091,34 @@ ACTIONS = [
         _get(lambda c: reverse("hotfixes:list")),
         post=False,
         url_name="hotfixes:list",
+    ),
+    # Drift found by an agent: seen with view there (404 otherwise), adopted or redeployed over with publish.
+    Action(
+        "drift-page",
+        "browser",
+        ALL,
+        hidden_unless_views(VIEW),
+        _get(_drift_url("drift")),
+        setup=_drift_here,
+        post=False,
+    ),
+    Action(
+        "drift-adopt",
+        "browser",
+        ALL,
+        hidden_unless_views(PUBLISH),
+        lambda c: Req("post", _drift_url("drift-adopt")(c), {"comment": "adopted"}),
+        setup=_drift_here,
+        writes=("versions", "current", "drifts"),
+    ),
+    Action(
+        "drift-redeploy",
+        "browser",
+        ALL,
+        hidden_unless_views(PUBLISH),
+        _drift_url_post("drift-redeploy"),
+        setup=_drift_here,
+        writes=("drifts", "live"),
     ),
     # Nobody may: a plan saved for another pair of environments, and merging forward (changes
     # move forward only by Tag & Deploy).

@@ -103,6 +103,8 @@ def test_the_matrix_covers_every_changing_action():
         "propagate",
         "token-create",
         "token-revoke",
+        "drift-adopt",
+        "drift-redeploy",
     }
     assert len(CASES) > 1000
     assert set(PERSONAS) == {
@@ -156,6 +158,9 @@ URL_ACTIONS = {
     "hotfixes:merge": ["merge", "merge-page", "merge-forward"],
     "hotfixes:compare": ["compare-page"],
     "hotfixes:compare-file": ["compare-file-page", "hidden-version-compare-file"],
+    "hotfixes:drift": ["drift-page"],
+    "hotfixes:drift-adopt": ["drift-adopt"],
+    "hotfixes:drift-redeploy": ["drift-redeploy"],
     "tokens:list": ["tokens-page"],
     "tokens:create": ["token-create"],
     "tokens:revoke": ["token-revoke"],
@@ -395,6 +400,9 @@ def _anonymous_urls(ctx):
         ("post", reverse("hotfixes:merge")),
         ("get", reverse("hotfixes:compare")),
         ("get", reverse("hotfixes:compare-file")),
+        ("get", reverse("hotfixes:drift", args=[1])),
+        ("post", reverse("hotfixes:drift-adopt", args=[1])),
+        ("post", reverse("hotfixes:drift-redeploy", args=[1])),
         ("get", reverse("tokens:list")),
         ("post", reverse("tokens:create")),
         ("post", reverse("tokens:revoke", args=[1])),
