@@ -49,8 +49,14 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return response
 
 
-def api_view(*methods: str):
-    """Allowed methods, token authentication and JSON errors for one API view."""
+def api_view(*methods: str, authenticate=None):
+    """Allowed methods, token authentication and JSON errors for one API view.
+
+    `authenticate(request)` checks the request's token (an ApiError 401 when it does not pass)
+    and sets who or what the view acts for: by default the personal token's user, as
+    request.user; the agent API (lifecycle/agent_api.py) passes its own.
+    """
+    authenticate = authenticate or _authenticate_user
 
     def decorator(view):
         @wraps(view)
@@ -63,7 +69,7 @@ def api_view(*methods: str):
                         f"{request.method} is not allowed here; use {' or '.join(methods)}.",
                         {"Allow": ", ".join(methods)},
                     )
-                request.user = _token_user(request)
+                authenticate(request)
                 return view(request, *args, **kwargs)
             except ApiError as error:
                 return error_response(error.status, error.code, error.message, error.headers)
@@ -88,17 +94,26 @@ def api_view(*methods: str):
     return decorator
 
 
-def _token_user(request):
+def bearer_token(request, where_to_get_one: str) -> str:
+    """The token of the header 'Authorization: Bearer <token>', or a 401 saying how to send one."""
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         raise ApiError(
             401,
             "unauthorized",
-            "Send an API token in the header 'Authorization: Bearer <token>'. "
-            "Create one on your API tokens page in Stageboard.",
+            f"Send a token in the header 'Authorization: Bearer <token>'. {where_to_get_one}",
             {"WWW-Authenticate": 'Bearer realm="Stageboard"'},
         )
-    user = tokens.authenticate(raw.strip())
+    return raw.strip()
+
+
+def _authenticate_user(request) -> None:
+    request.user = _token_user(request)
+
+
+def _token_user(request):
+    raw = bearer_token(request, "Create an API token on your API tokens page in Stageboard.")
+    user = tokens.authenticate(raw)
     if user is None:
         raise ApiError(
             401,
@@ -169,7 +184,7 @@ def _base_version(request, module: Module, environment: Environment) -> ModuleVe
     return current.version
 
 
-def _read_zip_body(request) -> bytes:
+def read_zip_body(request) -> bytes:
     """The request body, read from the stream with a hard bound (not request.body, which is capped lower)."""
     if request.content_type.lower() not in ZIP_CONTENT_TYPES:
         raise ApiError(
@@ -184,6 +199,11 @@ def _read_zip_body(request) -> bytes:
         "archive_too_large",
         f"The zip is over the limit of {human_bytes(limit)}; nothing was published.",
     )
+    return read_body(request, limit, too_large)
+
+
+def read_body(request, limit: int, too_large: ApiError) -> bytes:
+    """The request body, read from the stream, refused with `too_large` as soon as it passes `limit` bytes."""
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -237,7 +257,7 @@ def publish_version(request, module_name: str, environment_name: str):
     if len(comment) > MAX_COMMENT_LENGTH:
         raise ApiError(400, "invalid_comment", f"A comment has at most {MAX_COMMENT_LENGTH} characters.")
     based_on = _base_version(request, module, environment)
-    files = read_archive(_read_zip_body(request), content_limits())
+    files = read_archive(read_zip_body(request), content_limits())
     result = publish(
         module,
         environment,

@@ -171,6 +171,15 @@ URL_ACTIONS = {
 }
 # Public by design: logging in and out, and the API's JSON 404 for unknown URLs.
 PUBLIC_URLS = {"login", "logout", "api:not-found"}
+# For agent tokens only, never a user: their scope is a table of its own (tests/delivery/test_agent_scope.py).
+AGENT_URLS = {
+    "api:agent-state",
+    "api:agent-manifest",
+    "api:agent-archive",
+    "api:agent-reports",
+    "api:agent-drift",
+    "api:agent-delivery",
+}
 # The admin's own URLs, outside the console's resolver walk, with the actions that request them.
 ADMIN_ACTIONS = {"admin-token-add-page", "admin-token-add", "admin-token-reassign"}
 
@@ -198,7 +207,7 @@ def test_every_url_of_the_console_is_in_the_matrix():
     """A new URL must be added to the matrix (or declared public) before it ships."""
     names = set(_url_names(get_resolver()))
     still_missing = {action.url_name for action in ACTIONS if action.url_name} - names
-    assert names == set(URL_ACTIONS) - still_missing | PUBLIC_URLS
+    assert names == set(URL_ACTIONS) - still_missing | PUBLIC_URLS | AGENT_URLS
     assert {name for names in URL_ACTIONS.values() for name in names} | ADMIN_ACTIONS | {
         "command-publish",
         "command-download",
