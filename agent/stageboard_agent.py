@@ -57,8 +57,10 @@ HOOK_TIMEOUT_STATUS = -9
 MAX_BACKOFF_SECONDS = 60.0
 HTTP_TIMEOUT_SECONDS = 30.0
 MAX_JSON_BYTES = 64 * 1024 * 1024
+# What Stageboard accepts in one report (lifecycle/delivery/reports.py): more is refused whole.
 MAX_LOG_LINES = 200
-MAX_LOG_LINE_CHARS = 1000
+MAX_LOG_LINE_CHARS = 500
+MAX_VERSION_CHARS = 40
 _CHUNK = 1024 * 1024
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -721,7 +723,7 @@ class Agent:
         self.interval = interval
         self.log = log
         self.stopping = threading.Event()
-        self.agent_name = f"stageboard-agent/{AGENT_VERSION} on {socket.gethostname()}"
+        self.agent_name = f"stageboard-agent/{AGENT_VERSION} on {socket.gethostname()}"[:200]
         self.root = open_root(self.root_path)
         self.state = self._load_state()
 
@@ -1070,7 +1072,7 @@ class Agent:
                     "name": name,
                     "deployment": deployment,
                     "generation": record.get("generation", 0),
-                    "version": record.get("version", ""),
+                    "version": record.get("version", "")[:MAX_VERSION_CHARS],
                     "applied": applied,
                     "live": live,
                     "hook": record.get("unreported_hook"),
@@ -1096,9 +1098,9 @@ class Agent:
         return self._send(entries, signature)
 
     def _send(self, entries: list[dict], signature: dict[str, dict]) -> bool:
-        answer = self.client.report(
-            {"interval": self.interval, "agent": self.agent_name, "applications": entries}
-        )
+        # The interval is reported in whole seconds: Stageboard counts three missed ones as offline.
+        interval = max(1, int(round(self.interval)))
+        answer = self.client.report({"interval": interval, "agent": self.agent_name, "applications": entries})
         for entry in entries:
             record = self._record(entry["name"])
             record.pop("unreported_hook", None)

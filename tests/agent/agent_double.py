@@ -9,6 +9,7 @@ import importlib.util
 import io
 import stat
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def sha(data: bytes) -> str:
 def zip_of(entries) -> bytes:
     """A zip of (name, bytes) pairs, or (name, bytes, unix mode) for symlinks and other kinds."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a name twice is one of the hostile cases
         for entry in entries:
             name, data, mode = (*entry, stat.S_IFREG | 0o644)[:3]
             info = zipfile.ZipInfo(name)
