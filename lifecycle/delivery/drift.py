@@ -54,13 +54,11 @@ def resolution_text(drift: Drift) -> str:
 
 def _locked_open(drift: Drift) -> Drift:
     """The drift re-read under a row lock; DriftResolved when someone resolved it meanwhile."""
-    locked = (
-        Drift.objects.select_for_update(of=("self",))
-        .select_related(
-            "environment", "module__application", "deployed_version", "resolved_by", "adopted_version"
-        )
-        .get(pk=drift.pk)
-    )
+    list(Drift.objects.select_for_update().filter(pk=drift.pk).values_list("pk", flat=True))
+    # Read again once locked, and alone: rows joined to a locked one could be those seen before the wait.
+    locked = Drift.objects.select_related(
+        "environment", "module__application", "deployed_version", "resolved_by", "adopted_version"
+    ).get(pk=drift.pk)
     if locked.resolved_at is not None:
         raise DriftResolved(locked)
     return locked
