@@ -18,6 +18,7 @@ from django.core.signals import request_started
 from django.urls import reverse
 
 from lifecycle.delivery import agent_tokens, desired, live
+from lifecycle.delivery import drift as drift_actions
 from lifecycle.deploying.running import launch, start_deployment
 from lifecycle.deploying.validation import validate
 from lifecycle.models import Blob, Delivery, Deployment, Drift, Environment, LiveApplication
@@ -223,3 +224,47 @@ def test_an_edited_file_is_reported_as_drift_and_uploaded(setup, live_server, re
     requests_seen.clear()
     assert run_agent(setup, live_server.url).returncode == 0
     assert [path for _, path, _ in requests_seen] == ["/api/v1/agent/state"]
+
+
+def drift_after_an_edit(setup, server, edited):
+    deploy_into_qa(setup)
+    assert run_agent(setup, server).returncode == 0
+    current(setup, "Shop-Core", "main.py").write_bytes(edited)
+    assert run_agent(setup, server).returncode == 0
+    return Drift.objects.get(environment=setup.qa, module=setup.modules[0], resolved_at__isnull=True)
+
+
+def test_redeploy_has_the_agent_overwrite_the_drift(setup, live_server):
+    drift = drift_after_an_edit(setup, live_server.url, b"print('edited')\n")
+    drifted_release = os.readlink(setup.root / "Shop" / "current")
+
+    drift_actions.redeploy(drift, setup.user)
+    done = run_agent(setup, live_server.url)
+
+    assert done.returncode == 0, done.stderr
+    assert current(setup, "Shop-Core", "main.py").read_bytes() == NEWER["Shop-Core"]
+    assert os.readlink(setup.root / "Shop" / "current") == drifted_release + ".2"
+    row = LiveApplication.objects.get(environment=setup.qa, application=setup.application)
+    assert row.applied == row.live and row.applied_generation == row.desired_generation == 1
+    cells = live.live_states([setup.application], [Environment.objects.get(pk=setup.qa.pk)])
+    assert cells[setup.application.pk, setup.qa.pk].state == live.DELIVERED
+
+
+def test_adopting_the_drift_keeps_the_files_on_disk_without_downloading_them(
+    setup, live_server, requests_seen
+):
+    edited = b"print('hotfixed on the server')\n"
+    drift = drift_after_an_edit(setup, live_server.url, edited)
+
+    drift_actions.adopt(drift, setup.user, comment="adopted")
+    requests_seen.clear()
+    done = run_agent(setup, live_server.url)
+
+    assert done.returncode == 0, done.stderr
+    # The adopted version is what current holds: verified by its hash and copied, not downloaded.
+    assert not [path for _, path, _ in requests_seen if "/modules/" in path]
+    assert current(setup, "Shop-Core", "main.py").read_bytes() == edited
+    row = LiveApplication.objects.get(environment=setup.qa, application=setup.application)
+    assert row.applied == row.live
+    cells = live.live_states([setup.application], [Environment.objects.get(pk=setup.qa.pk)])
+    assert cells[setup.application.pk, setup.qa.pk].state == live.DELIVERED
