@@ -226,7 +226,10 @@ def _deployment_context(request, deployment_id: int, **extra) -> dict:
     deployment.duration = duration_label(deployment, now)
     findings = deployment.findings if isinstance(deployment.findings, list) else []
     items = deployment.items.all()
-    ended_with_errors = deployment.status == Deployment.Status.ERRORS
+    # Finished with errors: apply it again, or go back with the rollback flow (both need deploy access).
+    offer = deployment.status == Deployment.Status.ERRORS and access.can(
+        request.user, deployment.target, AccessLevel.DEPLOY
+    )
     return {
         "deployment": deployment,
         "items": items,
@@ -238,9 +241,8 @@ def _deployment_context(request, deployment_id: int, **extra) -> dict:
             for finding in findings
             if isinstance(finding, dict)
         ],
-        # Finished with errors: apply it again, or go back with the rollback flow.
-        "can_retry": ended_with_errors and access.can(request.user, deployment.target, AccessLevel.DEPLOY),
-        "rollbacks": [item for item in items if item.previous_tag_id] if ended_with_errors else [],
+        "can_retry": offer,
+        "rollbacks": [item for item in items if item.previous_tag_id] if offer else [],
         **extra,
     }
 

@@ -38,6 +38,7 @@ from lifecycle.models import (
     Deployment,
     DeploymentItem,
     DeploymentLogLine,
+    Environment,
     LiveApplication,
 )
 
@@ -254,18 +255,21 @@ def retry(deployment, user) -> Deployment:
     access.require(user, target, AccessLevel.VIEW)
     access.require(user, target, AccessLevel.DEPLOY)
     with transaction.atomic():
-        # The same lock as a new deployment: one active deployment into a target at a time.
-        claim_target(target)
+        # The target first, as a new deployment locks it, then the deployment: two tabs retry in turn.
+        Environment.objects.select_for_update().get(pk=target.pk)
         deployment = (
             Deployment.objects.select_for_update()
             .select_related("target", "started_by")
             .get(pk=deployment.pk)
         )
         if deployment.status != ERRORS:
+            label = deployment.status_label
             raise DeploymentRefused(
-                f"Deployment {deployment.pk} is {deployment.status_label.lower()}: only a deployment that "
+                f"Deployment {deployment.pk} is {label[:1].lower()}{label[1:]}: only a deployment that "
                 "finished with errors can be retried."
             )
+        # One active deployment into a target at a time, as for a new one.
+        claim_target(target)
         if not target.delivers:
             raise DeploymentRefused(
                 f"{target.name} no longer delivers to machines: there is nothing to apply again."
