@@ -522,3 +522,20 @@ def test_the_drift_zip_holds_the_regular_files_of_current(agent, source, root, o
     with zipfile.ZipFile(io.BytesIO(agent.drift_zip("Shop", "Shop-Core"))) as archive:
         assert sorted(archive.namelist()) == ["main.py", "pkg/util.py"]
         assert archive.read("main.py") == b"hotfix\n"
+
+
+def test_many_modules_are_downloaded_together_and_each_checked(agent, source, root, outside):
+    deliver_good(agent, source)
+    before = listing(root / "Shop")
+    modules = [source.add(f"Shop-M{n}", 1, {f"m{n}.py": f"{n}\n".encode()}) for n in range(12)]
+    bad = source.add("Shop-M7", 2, {"m7.py": b"7\n"}, archive=zip_of([("m7.py", b"8\n")]))
+    assert not agent.apply(desired("Shop", "2.0", modules[:7] + [bad] + modules[8:]), "Production", source)
+    assert_refused(agent, root, outside, before, "SHA-256")
+
+    source.requests.clear()
+    assert agent.apply(desired("Shop", "2.0", modules), "Production", source)
+    assert sorted(request for request in source.requests if request[0] == "archive") == sorted(
+        ("archive", f"Shop-M{n}", 1) for n in range(12)
+    )
+    for n in range(12):
+        assert (root / "Shop" / "current" / f"Shop-M{n}" / f"m{n}.py").read_bytes() == f"{n}\n".encode()
