@@ -94,7 +94,7 @@ class ServerRefused(Exception):
     """Stageboard answered a 4xx: the request is wrong (a revoked token, a version no longer served)."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(f"{status}: {message}")
+        super().__init__(message)
         self.status = status
 
 
@@ -607,7 +607,7 @@ class Client:
             message = _error_message(error)
             if error.code >= 500 or error.code in (408, 429):
                 raise ServerUnavailable(f"{method} {path}: {error.code} {message}") from None
-            raise ServerRefused(error.code, f"{method} {path}: {message}") from None
+            raise ServerRefused(error.code, f"{method} {path}: {error.code} {message}") from None
         except (TimeoutError, urllib.error.URLError, http.client.HTTPException, OSError) as error:
             reason = getattr(error, "reason", None) or error
             raise ServerUnavailable(f"{method} {path}: {reason}") from None
