@@ -9,18 +9,32 @@ three-way merge. The other applications show the other states of the grid.
 The history is made through the console's own publish, tag and deploy
 functions, so it is real history (versions, parents, changes, hotfixes), and
 the module sources are real files under demo_content/<application>/<module>/<snapshot>/.
+
+`make run` also makes the four environments deliver to this machine
+(prepare_agents): one agent per environment, as the Procfile runs them.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils.text import slugify
 
+from lifecycle.delivery import agent_tokens
 from lifecycle.deploying.switching import deploy_tag
-from lifecycle.models import AccessLevel, Application, Environment, EnvironmentAccess, Module
+from lifecycle.models import (
+    AccessLevel,
+    AgentToken,
+    Application,
+    Delivery,
+    Environment,
+    EnvironmentAccess,
+    Module,
+)
 from lifecycle.publishing import publish
 from lifecycle.tagging import tag_environment
 
@@ -293,3 +307,93 @@ def _play(spec: DemoApplication, environments: dict[str, Environment]) -> None:
                 tag = application.tags.get(number=step.number)
                 for environment_name in step.environments:
                     deploy_tag(tag, environments[environment_name])
+
+
+# ----------------------------------------------------------------------------- the demo agents
+
+AGENT_TOKEN_NAME = "Demo agent (make run)"
+
+
+@dataclass(frozen=True)
+class DemoAgent:
+    """Where the Procfile's agent for one demo environment finds its token and writes its releases."""
+
+    environment: Environment
+    slug: str
+    token_file: Path
+    root: Path
+    new_token: bool  # False when the token file already held a token that authenticates
+
+
+def agent_slug(environment_name: str) -> str:
+    """The environment's folder and token file name: "Quality Assurance" -> "quality-assurance"."""
+    return slugify(environment_name)
+
+
+def prepare_agents(var_dir: Path) -> list[DemoAgent]:
+    """Make the demo environments deliver to this machine, through one agent each (the Procfile's).
+
+    Each becomes an `agent` environment delivering into var_dir/environments/<slug>/, its agent
+    reading its token from var_dir/agents/<slug>.token (mode 0600). A token is made only when that
+    file is missing or its token no longer authenticates for the environment (revoked, or made in
+    another database), so running this again makes no new tokens.
+    """
+    environments = {
+        environment.name: environment for environment in Environment.objects.filter(name__in=ENVIRONMENTS)
+    }
+    missing = [name for name in ENVIRONMENTS if name not in environments]
+    if missing:
+        raise DemoError(
+            f"The demo environments {', '.join(missing)} do not exist; run manage.py load_demo first."
+        )
+    tokens_dir = var_dir / "agents"
+    tokens_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    agents = []
+    for name in ENVIRONMENTS:
+        environment = environments[name]
+        if environment.delivery != Delivery.AGENT:
+            environment.delivery = Delivery.AGENT
+            environment.save(update_fields=["delivery"])
+        slug = agent_slug(name)
+        token_file = tokens_dir / f"{slug}.token"
+        root = var_dir / "environments" / slug
+        root.mkdir(parents=True, exist_ok=True)
+        new_token = not _holds_token(token_file, environment)
+        if new_token:
+            with transaction.atomic():
+                _token, raw = agent_tokens.create(environment, AGENT_TOKEN_NAME)
+                # Inside the transaction: a file that cannot be written leaves no token behind.
+                _write_secret(token_file, raw)
+        else:
+            token_file.chmod(0o600)  # the file is a secret even if someone loosened it
+        agents.append(DemoAgent(environment, slug, token_file, root, new_token))
+    return agents
+
+
+def _holds_token(token_file: Path, environment: Environment) -> bool:
+    """True when the file holds an active agent token of `environment`.
+
+    Looked up by its hash rather than through agent_tokens.authenticate, which
+    would count this check as a sign of life of an agent that is not running.
+    """
+    try:
+        raw = token_file.read_text().strip()
+    except FileNotFoundError:
+        return False
+    return AgentToken.objects.filter(
+        token_hash=agent_tokens.hash_token(raw), environment=environment, revoked_at__isnull=True
+    ).exists()
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only, replacing the file at once."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(text + "\n")
+        os.chmod(temporary, 0o600)  # os.open's mode is cut by the umask, never widened: make it exact
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

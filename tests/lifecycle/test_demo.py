@@ -7,8 +7,17 @@ from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 
 from hotfixes.models import Hotfix
-from lifecycle.demo import DemoError, load_demo
-from lifecycle.models import AccessLevel, Application, CurrentVersion, Environment, EnvironmentAccess
+from lifecycle.delivery import agent_tokens
+from lifecycle.demo import AGENT_TOKEN_NAME, DemoError, load_demo, prepare_agents
+from lifecycle.models import (
+    AccessLevel,
+    AgentToken,
+    Application,
+    CurrentVersion,
+    Delivery,
+    Environment,
+    EnvironmentAccess,
+)
 from lifecycle.pipeline import build_rows
 
 pytestmark = pytest.mark.django_db
@@ -156,3 +165,133 @@ def test_it_reports_a_conflict_as_a_command_error(db):
 
     with pytest.raises(CommandError, match="Some demo applications already exist"):
         call_command("load_demo", stdout=StringIO())
+
+
+# ----------------------------------------------------------------------------- the demo agents
+
+SLUGS = {
+    "Development": "development",
+    "Quality Assurance": "quality-assurance",
+    "Pre-Production": "pre-production",
+    "Production": "production",
+}
+
+
+def token_files(var_dir):
+    return {path.name: path.read_text() for path in sorted((var_dir / "agents").iterdir())}
+
+
+def mode(path):
+    return path.stat().st_mode & 0o777
+
+
+def test_demo_agents_make_each_environment_deliver_into_its_own_folder(demo, tmp_path):
+    agents = prepare_agents(tmp_path)
+
+    assert [(agent.environment.name, agent.slug) for agent in agents] == list(SLUGS.items())
+    for agent in agents:
+        assert Environment.objects.get(pk=agent.environment.pk).delivery == Delivery.AGENT
+        assert agent.root == tmp_path / "environments" / agent.slug
+        assert agent.root.is_dir()
+        assert agent.token_file == tmp_path / "agents" / f"{agent.slug}.token"
+        assert agent.new_token
+        token = agent_tokens.authenticate(agent.token_file.read_text().strip())
+        assert token is not None and token.environment == agent.environment
+        assert token.name == AGENT_TOKEN_NAME
+
+
+def test_demo_agent_tokens_are_readable_by_their_owner_only(demo, tmp_path):
+    prepare_agents(tmp_path)
+
+    assert mode(tmp_path / "agents") == 0o700
+    assert {name: mode(tmp_path / "agents" / name) for name in token_files(tmp_path)} == {
+        f"{slug}.token": 0o600 for slug in sorted(SLUGS.values())
+    }
+
+
+def test_demo_agents_run_again_keep_their_tokens(demo, tmp_path):
+    prepare_agents(tmp_path)
+    files_before, tokens_before = token_files(tmp_path), list(AgentToken.objects.values_list("pk", flat=True))
+
+    again = prepare_agents(tmp_path)
+
+    assert [agent.new_token for agent in again] == [False] * 4
+    assert token_files(tmp_path) == files_before
+    assert list(AgentToken.objects.values_list("pk", flat=True)) == tokens_before
+    assert load_demo() is False
+
+
+def test_a_revoked_demo_token_is_replaced_and_the_others_kept(demo, tmp_path, admin_user):
+    prepare_agents(tmp_path)
+    before = token_files(tmp_path)
+    agent_tokens.revoke(agent_tokens.authenticate(before["production.token"].strip()), admin_user)
+
+    again = {agent.slug: agent for agent in prepare_agents(tmp_path)}
+
+    after = token_files(tmp_path)
+    assert [slug for slug, agent in again.items() if agent.new_token] == ["production"]
+    assert after["production.token"] != before["production.token"]
+    assert {name: text for name, text in after.items() if name != "production.token"} == {
+        name: text for name, text in before.items() if name != "production.token"
+    }
+    assert agent_tokens.authenticate(after["production.token"].strip()).environment.name == "Production"
+    assert mode(tmp_path / "agents" / "production.token") == 0o600
+
+
+def test_a_lost_demo_token_file_gets_a_new_token(demo, tmp_path):
+    prepare_agents(tmp_path)
+    (tmp_path / "agents" / "development.token").unlink()
+
+    (development, *others) = prepare_agents(tmp_path)
+
+    assert development.new_token and not any(agent.new_token for agent in others)
+    token = agent_tokens.authenticate(token_files(tmp_path)["development.token"].strip())
+    assert token.environment.name == "Development"
+
+
+@pytest.mark.parametrize("held", ["another environment's token", "not a token", ""])
+def test_a_token_file_that_does_not_hold_the_environments_token_is_replaced(demo, tmp_path, held):
+    prepare_agents(tmp_path)
+    path = tmp_path / "agents" / "development.token"
+    if held == "another environment's token":
+        held = token_files(tmp_path)["production.token"]
+    path.write_text(held)
+
+    (development, *_) = prepare_agents(tmp_path)
+
+    assert development.new_token
+    assert agent_tokens.authenticate(path.read_text().strip()).environment.name == "Development"
+
+
+def test_a_loosened_token_file_is_made_private_again_and_kept(demo, tmp_path):
+    prepare_agents(tmp_path)
+    path = tmp_path / "agents" / "quality-assurance.token"
+    raw = path.read_text()
+    path.chmod(0o644)
+
+    prepare_agents(tmp_path)
+
+    assert (path.read_text(), mode(path)) == (raw, 0o600)
+
+
+def test_demo_agents_need_the_demo_and_leave_nothing_behind(db, tmp_path):
+    Environment.objects.create(name="Development", position=1)
+
+    with pytest.raises(CommandError, match="Quality Assurance, Pre-Production, Production do not exist"):
+        call_command("demo_agents", var_dir=str(tmp_path / "var"), stdout=StringIO())
+    assert not (tmp_path / "var").exists()
+    assert not AgentToken.objects.exists()
+    assert Environment.objects.get().delivery == Delivery.RECORD
+
+
+def test_the_demo_agents_command_says_which_tokens_it_made(demo, tmp_path):
+    first, second = StringIO(), StringIO()
+
+    call_command("demo_agents", var_dir=str(tmp_path), stdout=first)
+    call_command("demo_agents", var_dir=str(tmp_path), stdout=second)
+
+    assert first.getvalue().count("new token") == 4
+    assert second.getvalue().count("token kept") == 4
+    assert f"Quality Assurance: delivered by its agent into {tmp_path}/environments/quality-assurance/" in (
+        second.getvalue()
+    )
