@@ -12,11 +12,13 @@ $(BIN)/activate: requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $(BIN)/activate
 
+# The web server, a worker and one agent per demo environment, through honcho and the Procfile.
 run: $(BIN)/activate
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 	$(RUN_ENV) $(BIN)/python manage.py load_demo
+	$(RUN_ENV) $(BIN)/python manage.py demo_agents
 	$(RUN_ENV) $(BIN)/python manage.py ensure_admin
-	$(RUN_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(RUN_ENV) PYTHONUNBUFFERED=1 $(BIN)/honcho start
 
 test: $(BIN)/activate
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
