@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from lifecycle.delivery import agent_tokens, webhooks
+from lifecycle.delivery import agent_tokens, confirming, webhooks
 from lifecycle.delivery.desired import desired_state
 from lifecycle.deploying.running import launch, run_deployment, start_deployment
 from lifecycle.deploying.validation import validate
@@ -295,6 +295,32 @@ def test_a_500_then_a_closed_port_gives_up_after_three_attempts(setup):
     assert any("gave up after 3 attempts" in line for line in lines)
     assert DeliveryAttempt.objects.filter(deployment=deployment, url=url).count() == 3
     assert qa.pk == deployment.target_id
+
+
+def test_retry_after_giving_up_posts_again_and_numbers_on(setup, receivers):
+    listener = socket.create_server(("127.0.0.1", 0))
+    closed_port = listener.getsockname()[1]
+    listener.close()
+    qa = make_webhook(setup.environments[1], f"http://127.0.0.1:{closed_port}/hook")
+    deployment = deploy_into_qa(setup)
+    assert deployment.status == Deployment.Status.ERRORS
+    assert [a[0] for a in attempts(deployment)] == [1, 2, 3]
+
+    # Still down: three attempts more (a Retry starts a new round of them), then errors again.
+    confirming.retry(deployment, setup.user)
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.ERRORS
+    assert [a[0] for a in attempts(deployment)] == [1, 2, 3, 4, 5, 6]
+    assert sum("gave up after 3 attempts" in line for line in log(deployment)) == 2
+
+    receiver = receivers()
+    make_webhook(qa, receiver.url)  # the receiver is up now
+    confirming.retry(deployment, setup.user)
+
+    deployment.refresh_from_db()
+    assert deployment.status == Deployment.Status.WAITING
+    assert attempts(deployment)[6:] == [(7, 202, "")]
+    assert len(receiver.events) == 1
 
 
 def test_a_wrong_secret_is_refused_by_the_example_receiver(setup, receivers):
