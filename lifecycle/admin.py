@@ -8,6 +8,7 @@ from django.db import transaction
 from django.forms.models import BaseModelFormSet, model_to_dict
 
 from lifecycle import access, audit, tokens, visibility
+from lifecycle.delivery import addresses
 from lifecycle.models import (
     ApiToken,
     Application,
@@ -143,6 +144,17 @@ class EnvironmentAccessInline(admin.TabularInline):
 
 class EnvironmentForm(forms.ModelForm):
     """Positions are unique: name the environment that holds one, not Django's generic message."""
+
+    def clean_webhook_url(self):
+        # Server-side request forgery: the worker would POST from inside our network. Checked
+        # again at every send (webhooks.deliver), since what a name resolves to can change.
+        url = self.cleaned_data["webhook_url"]
+        if url:
+            try:
+                addresses.refuse_private(url)
+            except addresses.AddressRefused as refusal:
+                raise ValidationError(str(refusal)) from None
+        return url
 
     def clean_position(self):
         position = self.cleaned_data["position"]
