@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import types
@@ -413,12 +416,44 @@ def test_a_private_address_is_refused_at_the_send_without_connecting(setup, rece
     assert deployment.status == Deployment.Status.ERRORS
 
 
-def test_the_connection_goes_to_the_address_checked(setup, receivers, monkeypatch):
+def test_the_connection_goes_to_the_address_checked(setup, receivers, hooks_example_test):
     """The name is resolved once, by the guard; the Host header still names it."""
     receiver = receivers()
     port = receiver.server.server_address[1]
-    real = socket.getaddrinfo
-    asked = []
+    make_webhook(setup.environments[1], f"http://hooks.example.test:{port}/hooks/stageboard")
+
+    deployment = deploy_into_qa(setup)
+
+    assert attempts(deployment) == [(1, 202, "")]
+    assert hooks_example_test == ["hooks.example.test"]
+    assert receiver.headers[0]["Host"] == f"hooks.example.test:{port}"
+
+
+@pytest.fixture
+def tls_receiver(receivers, tmp_path):
+    """The example receiver over TLS, with a self-signed certificate for hooks.example.test."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: it makes the test's certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        + ["-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=hooks.example.test"]
+        + ["-addext", "subjectAltName=DNS:hooks.example.test"],
+        check=True,
+        capture_output=True,
+    )
+    receiver = receivers()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    receiver.cert = cert
+    return receiver
+
+
+@pytest.fixture
+def hooks_example_test(monkeypatch):
+    """hooks.example.test resolves to 127.0.0.1; the names it was asked for are listed."""
+    real, asked = socket.getaddrinfo, []
 
     def resolve(host, *args, **kwargs):
         if host == "hooks.example.test":
@@ -427,13 +462,46 @@ def test_the_connection_goes_to_the_address_checked(setup, receivers, monkeypatc
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    make_webhook(setup.environments[1], f"http://hooks.example.test:{port}/hooks/stageboard")
+    return asked
+
+
+def test_https_is_verified_against_the_urls_host_over_the_checked_address(
+    setup, tls_receiver, hooks_example_test, monkeypatch
+):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_receiver.cert))  # trust the test's certificate
+    port = tls_receiver.server.server_address[1]
+    make_webhook(setup.environments[1], f"https://hooks.example.test:{port}/hooks/stageboard")
 
     deployment = deploy_into_qa(setup)
 
     assert attempts(deployment) == [(1, 202, "")]
-    assert asked == ["hooks.example.test"]
-    assert receiver.headers[0]["Host"] == f"hooks.example.test:{port}"
+    assert hooks_example_test == ["hooks.example.test"]
+    assert tls_receiver.headers[0]["Host"] == f"hooks.example.test:{port}"
+    assert "Webhook accepted by hooks.example.test (HTTP 202)." in log(deployment)
+
+
+def test_an_untrusted_certificate_is_a_failed_attempt(setup, tls_receiver, hooks_example_test):
+    port = tls_receiver.server.server_address[1]
+    make_webhook(setup.environments[1], f"https://hooks.example.test:{port}/hooks/stageboard")
+
+    deployment = deploy_into_qa(setup)
+
+    (first, *_) = attempts(deployment)
+    assert first[:2] == (1, None)
+    assert first[2].startswith("The TLS certificate of hooks.example.test is not valid: self-signed")
+    assert tls_receiver.events == []
+
+
+def test_a_certificate_for_another_name_is_a_failed_attempt(setup, tls_receiver, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_receiver.cert))
+    port = tls_receiver.server.server_address[1]
+    make_webhook(setup.environments[1], f"https://127.0.0.1:{port}/hooks/stageboard")
+
+    deployment = deploy_into_qa(setup)
+
+    (first, *_) = attempts(deployment)
+    assert first[2].startswith("The TLS certificate of 127.0.0.1 is not valid: IP address mismatch")
+    assert tls_receiver.events == []
 
 
 # Retries are deferred by a backend that can wait, and stop at the deadline.
