@@ -467,7 +467,8 @@ def start_gunicorn(
         HTTPS="false",
         STATIC_MANIFEST="false",
         ALLOWED_HOSTS="127.0.0.1,localhost",
-        DEPLOY_IN_BACKGROUND="true",
+        # Deployments run in a worker process, as in production (docs/deployment.md).
+        TASKS_BACKEND="django_tasks_db.DatabaseBackend",
         DJANGO_SETTINGS_MODULE="config.settings",
         PYTHONUNBUFFERED="1",
     )
@@ -494,6 +495,15 @@ def start_gunicorn(
         command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     process.log_file = log
+    # One `manage.py db_worker` runs the deployments the load starts; its output goes to the same log.
+    process.worker = subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-reload", "--interval", "0.2"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return process, command
 
 
@@ -520,13 +530,16 @@ def wait_until_answering(process, port: int, log_path: Path, seconds: float = 30
 
 
 def stop_gunicorn(process) -> int | None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)  # graceful: finishes the requests in flight
+    # SIGTERM is graceful for both: gunicorn finishes the requests in flight, the worker its task.
+    for stopping in (process, process.worker):
+        if stopping.poll() is None:
+            stopping.send_signal(signal.SIGTERM)
+    for stopping in (process, process.worker):
         try:
-            process.wait(20)
+            stopping.wait(20)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+            stopping.kill()
+            stopping.wait(10)
     process.log_file.close()
     return process.returncode
 

@@ -16,6 +16,9 @@ def test_the_timer_of_a_running_deployment_advances_while_its_log_poll_is_slow(p
         target=environments[1],
         started_by=user,
         started_at=timezone.now() - timedelta(seconds=70),
+        # Its worker renewed the lease just now: viewing it must not sweep it as stopped.
+        heartbeat_at=timezone.now(),
+        worker="web-1:4242",
     )
     log_in(page, "rm", "pw-rm")
     held, busy = [], [True]

@@ -3,7 +3,6 @@
 import re
 
 from django.contrib.auth.models import User
-from django.db import connection
 from playwright.sync_api import expect
 
 from lifecycle.demo import load_demo
@@ -33,11 +32,7 @@ def merge_from_compare(page, left, right, target):
     expect(page.get_by_text(re.compile(f"Merged ShoppingCart from .* into {target}"))).to_be_visible()
 
 
-def test_it_walks_the_seed_from_the_defect_to_solved(page, transactional_db, settings):
-    # The log is watched while the deployment runs on its own thread. The test database on SQLite is
-    # shared-cache in-memory, whose table locks fail at once instead of waiting ("database table is
-    # locked"), so there the deployment runs inline; PostgreSQL runs it in the background.
-    settings.DEPLOY_IN_BACKGROUND = connection.vendor != "sqlite"
+def test_it_walks_the_seed_from_the_defect_to_solved(page, transactional_db):
     load_demo()
     User.objects.create_superuser("admin", password="demo-password")
     log_in(page, "admin", "demo-password")

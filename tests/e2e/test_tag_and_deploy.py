@@ -1,7 +1,6 @@
 import re
 
 from django.contrib.auth.models import User
-from django.db import connection
 from playwright.sync_api import expect
 
 from lifecycle.demo import load_demo
@@ -22,11 +21,7 @@ def fix_cart_in_pre_production(user):
     publish_files(cart, pre, files, user=user, comment="Order total counts each line's quantity")
 
 
-def test_it_tags_and_deploys_the_hotfix_to_production_from_the_grid(page, transactional_db, settings):
-    # The log is watched while the deployment runs on its own thread. The test database on SQLite is
-    # shared-cache in-memory, whose table locks fail at once instead of waiting ("database table is
-    # locked"), so there the deployment runs inline; PostgreSQL runs it in the background.
-    settings.DEPLOY_IN_BACKGROUND = connection.vendor != "sqlite"
+def test_it_tags_and_deploys_the_hotfix_to_production_from_the_grid(page, transactional_db):
     load_demo()
     admin = User.objects.create_superuser("admin", password="demo-password")
     fix_cart_in_pre_production(admin)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
 from playwright.sync_api import expect
 
 from hotfixes.merging import perform, prepare
@@ -49,11 +48,8 @@ class World:
 
 
 @pytest.fixture
-def world(transactional_db, settings):
+def world(transactional_db):
     """Shop 0.3 (one module, Shop-Cart) running in every environment; alice and bob have full access."""
-    # SQLite's shared-cache in-memory test database fails a locked table at once instead of waiting,
-    # so there the deployment runs inline, as in test_tag_and_deploy; PostgreSQL runs it in the background.
-    settings.DEPLOY_IN_BACKGROUND = connection.vendor != "sqlite"
     environments = make_environments()
     alice = make_user("alice", dict.fromkeys(environments, AccessLevel.FULL))
     make_user("bob", dict.fromkeys(environments, AccessLevel.FULL))

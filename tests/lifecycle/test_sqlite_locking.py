@@ -36,7 +36,8 @@ def report(database):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": f"sqlite:///{database}",
-        "DEPLOY_IN_BACKGROUND": "false",
+        # Deployments run inline, within the request that starts them, as in every test.
+        "TASKS_BACKEND": "django_tasks.backends.immediate.ImmediateBackend",
     }
     child = subprocess.run(
         [sys.executable, "-m", "tests.lifecycle.sqlite_race"],
