@@ -1,20 +1,28 @@
+import secrets
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.forms.models import BaseModelFormSet, model_to_dict
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from lifecycle import access, audit, tokens, visibility
-from lifecycle.delivery import addresses
+from lifecycle.delivery import addresses, agent_tokens
 from lifecycle.models import (
+    AgentToken,
     ApiToken,
     Application,
     ApplicationTag,
     AuditEvent,
     CurrentVersion,
+    Delivery,
     Environment,
     EnvironmentAccess,
     EnvironmentTag,
@@ -38,8 +46,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-# Never copied into the append-only trail: a password hash there could never be deleted.
-SECRET_FIELDS = ["password"]
+# Never copied into the append-only trail: a password hash or a signing key there could never be deleted.
+SECRET_FIELDS = ["password", "webhook_secret"]
 
 
 class EnvironmentScopedAdmin(ReadOnlyAdmin):
@@ -143,7 +151,27 @@ class EnvironmentAccessInline(admin.TabularInline):
 
 
 class EnvironmentForm(forms.ModelForm):
-    """Positions are unique: name the environment that holds one, not Django's generic message."""
+    """Positions are unique (named when taken); a webhook environment has a URL and a signing key.
+
+    Also the changelist's form, which holds only the list's editable fields: a check of another
+    field looks it up in cleaned_data only when the form has it.
+    """
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("delivery", self.instance.delivery) == Delivery.WEBHOOK:
+            if (
+                "webhook_url" in self.fields
+                and not cleaned.get("webhook_url")
+                and "webhook_url" not in self.errors
+            ):
+                self.add_error(
+                    "webhook_url", "A webhook environment needs the URL its deployments are POSTed to."
+                )
+            if "webhook_secret" in self.fields and not cleaned.get("webhook_secret"):
+                # Made here, never typed: the receiver's operator copies it from this page.
+                cleaned["webhook_secret"] = secrets.token_urlsafe(32)
+        return cleaned
 
     def clean_webhook_url(self):
         # Server-side request forgery: the worker would POST from inside our network. Checked
@@ -183,12 +211,86 @@ class EnvironmentPositionsFormSet(BaseModelFormSet):
             taken[position] = form.instance.name
 
 
+class AgentTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=AgentToken._meta.get_field("name").max_length,
+        help_text="What the token is for, such as the machine its agent runs on.",
+    )
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(AuditedAdmin):
     form = EnvironmentForm
-    list_display = ["name", "position", "is_production"]
+    list_display = ["name", "position", "is_production", "delivery"]
     list_editable = ["position", "is_production"]
     inlines = [EnvironmentAccessInline]
+    fieldsets = [
+        (None, {"fields": ["name", "position", "is_production"]}),
+        (
+            "Delivery",
+            {
+                "fields": ["delivery", "webhook_url", "webhook_secret", "agent_tokens"],
+                "description": "How deployments reach the environment's machines (docs/agent.md). "
+                "A blank webhook secret is made when a webhook environment is saved.",
+            },
+        ),
+    ]
+    readonly_fields = ["agent_tokens"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "webhook_url":
+            kwargs["assume_scheme"] = "https"  # A URL typed without a scheme is an https one.
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.display(description="Agent tokens")
+    def agent_tokens(self, environment):
+        if environment is None or environment.pk is None:
+            return "Save the environment first."
+        active = environment.agent_tokens.filter(revoked_at__isnull=True).count()
+        listed = (
+            reverse("admin:lifecycle_agenttoken_changelist") + f"?environment__id__exact={environment.pk}"
+        )
+        create = reverse("admin:lifecycle_environment_agent_token", args=[environment.pk])
+        return format_html(
+            '{} active (<a href="{}">list and revoke</a>) · <a href="{}">Create an agent token</a>',
+            active,
+            listed,
+            create,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/agent-token/",
+                self.admin_site.admin_view(self.create_agent_token),
+                name="lifecycle_environment_agent_token",
+            ),
+            *super().get_urls(),
+        ]
+
+    def create_agent_token(self, request, object_id):
+        """Make an agent token and show it, this once (admin_view keeps the page out of every cache)."""
+        environment = self.get_object(request, unquote(object_id))
+        if environment is None or not self.has_view_or_change_permission(request, environment):
+            raise Http404("There is no such environment.")
+        if not request.user.has_perm("lifecycle.add_agenttoken"):
+            raise PermissionDenied
+        form = AgentTokenForm(request.POST or None)
+        raw = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                _, raw = agent_tokens.create(environment, form.cleaned_data["name"], user=request.user)
+            except ValueError as error:
+                form.add_error("name", str(error))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "original": environment,
+            "title": f"Create an agent token for {environment.name}",
+            "form": form,
+            "raw_token": raw,
+        }
+        return TemplateResponse(request, "admin/lifecycle/environment/agent_token.html", context)
 
     def get_changelist_form(self, request, **kwargs):
         return super().get_changelist_form(request, form=EnvironmentForm, **kwargs)
@@ -320,6 +422,57 @@ class ApiTokenAdmin(admin.ModelAdmin):
         # The staff member revoking is the actor the audit trail records, not the tokens' owners.
         revoked = sum(tokens.revoke(token, request.user) for token in queryset.select_related("user"))
         self.message_user(request, f"Revoked {revoked} token{'s' if revoked != 1 else ''}.", messages.SUCCESS)
+
+
+@admin.register(AgentToken)
+class AgentTokenAdmin(admin.ModelAdmin):
+    """Agent tokens are listed and revoked here, never edited; they are made on their environment's page.
+
+    Staff see the tokens of the environments they can view, as the pages show them.
+    """
+
+    list_display = [
+        "environment",
+        "name",
+        "prefix",
+        "created_by",
+        "created_at",
+        "last_seen_at",
+        "interval_seconds",
+        "revoked_at",
+    ]
+    list_display_links = ["name"]
+    list_filter = ["environment", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    list_select_related = ["environment", "created_by"]
+    actions = ["revoke_tokens"]
+    fields = list_display
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        if request.user.is_active and request.user.is_superuser:
+            return rows
+        return rows.filter(environment__in=list(access.levels_for(request.user)))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # "Change" allows the revoke action on the list; no single token is ever edited.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # Revoked tokens stay listed: they tell which machine could deliver until when.
+
+    @admin.action(description="Revoke selected agent tokens", permissions=["change"])
+    def revoke_tokens(self, request, queryset):
+        revoked = sum(
+            agent_tokens.revoke(token, request.user) for token in queryset.select_related("environment")
+        )
+        self.message_user(
+            request, f"Revoked {revoked} agent token{'s' if revoked != 1 else ''}.", messages.SUCCESS
+        )
 
 
 @admin.register(AuditEvent)

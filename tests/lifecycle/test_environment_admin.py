@@ -39,6 +39,7 @@ def change_data(environment, **changes):
         "name": environment.name,
         "position": environment.position,
         "is_production": "on" if environment.is_production else "",
+        "delivery": environment.delivery,
         "accesses-TOTAL_FORMS": "0",
         "accesses-INITIAL_FORMS": "0",
     }
@@ -60,7 +61,13 @@ def test_the_change_form_refuses_a_taken_position(admin_client, environments):
 def test_the_add_form_refuses_a_taken_position(admin_client, environments):
     response = admin_client.post(
         reverse("admin:lifecycle_environment_add"),
-        {"name": "Staging", "position": "1", "accesses-TOTAL_FORMS": "0", "accesses-INITIAL_FORMS": "0"},
+        {
+            "name": "Staging",
+            "position": "1",
+            "delivery": "record",
+            "accesses-TOTAL_FORMS": "0",
+            "accesses-INITIAL_FORMS": "0",
+        },
     )
     assert response.status_code == 200
     assert "Position 1 is already taken by Development" in response.content.decode()
