@@ -40,6 +40,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from lifecycle.delivery.addresses import AddressRefused, Destination, refuse_private
+from lifecycle.delivery.desired import desired_state
 from lifecycle.deploying import leases
 from lifecycle.models import Delivery, DeliveryAttempt, Deployment, DeploymentLogLine
 
@@ -78,8 +79,8 @@ def deliver(deployment_id: int, attempt: int = 1) -> str:
     happened, for the task's result.
     """
     if transaction.get_connection().in_atomic_block:
-        # Enqueued inside the switch's transaction by a backend that runs tasks at once: the
-        # deployment is not committed yet, and no HTTP call may hold the transaction open.
+        # Called inside a transaction (tasks.enqueue defers to the commit, a direct caller may not):
+        # what it delivers is not committed yet, and no HTTP call may hold a transaction open.
         transaction.on_commit(lambda: deliver(deployment_id, attempt))
         return "after commit"
     deployment = Deployment.objects.select_related("target").filter(pk=deployment_id).first()
@@ -122,9 +123,6 @@ def deliver(deployment_id: int, attempt: int = 1) -> str:
 
 def event(deployment: Deployment) -> dict:
     """The body of the POST: what should run in the deployment's environment, and where to answer."""
-    # Imported here: the desired state reads the whole catalogue; the rest of this module does not.
-    from lifecycle.delivery.desired import desired_state
-
     environment = deployment.target
     return {
         "event": "deployment",
