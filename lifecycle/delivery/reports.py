@@ -53,6 +53,8 @@ MAX_OUTPUT = 4096  # hook output kept: the last 4096 characters
 MAX_ID = 2**63 - 1
 MIN_EXIT, MAX_EXIT = -(2**31), 2**31 - 1
 _HASH = re.compile(r"[0-9a-f]{64}")
+# A module whose folder is gone from the machine: drift, but with no files to upload.
+EMPTY_TREE = tree_hash({})
 
 _REPORT_KEYS = {"applications", "interval", "agent"}
 _APPLICATION_KEYS = {"name", "deployment", "generation", "version", "applied", "live", "hook", "log"}
@@ -339,7 +341,7 @@ def record_report(token: AgentToken, payload) -> dict:
                 gone.append(module_id)
             elif (
                 application.applied.get(name) == desired
-                and live != desired
+                and live not in (desired, EMPTY_TREE)
                 and open_drifts.get(module_id) != live
             ):
                 # The agent wrote what should run and the machine now differs: a drift we lack the files of.

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection, connections
 from django.test import override_settings
 
-from lifecycle.delivery import reports
+from lifecycle.delivery import agent_tokens, reports
 from lifecycle.models import AgentToken, AuditEvent, Blob, CurrentVersion, Drift
 from lifecycle.snapshots import content_hash, tree_hash
 from tests.delivery.agent_support import (
@@ -144,7 +144,7 @@ def test_a_drift_is_sent_as_a_zip_body(client, shop):
 def test_two_uploads_at_once_leave_one_open_drift(environments):
     application, (cart,), _ = released_application("Shop", environments, module_names=("Cart",))
     production = make_agent_environment(environments[-1])
-    token = AgentToken.objects.select_related("environment").get(pk=new_token_pk(production))
+    token = agent_tokens.create(production, "racer")[0]
     start = threading.Barrier(4)
     errors = []
 
@@ -165,9 +165,3 @@ def test_two_uploads_at_once_leave_one_open_drift(environments):
     assert errors == []
     assert Drift.objects.filter(resolved_at__isnull=True).count() == 1
     assert AuditEvent.objects.filter(action=AuditEvent.Action.DRIFT_FOUND).count() == 1
-
-
-def new_token_pk(environment):
-    from lifecycle.delivery import agent_tokens
-
-    return agent_tokens.create(environment, "racer")[0].pk

@@ -23,23 +23,28 @@ from lifecycle.models import (
     Delivery,
     Deployment,
     DeploymentLogLine,
+    Drift,
     Environment,
     LiveApplication,
     ModuleVersion,
 )
+from lifecycle.snapshots import content_hash, tree_hash
 from tests.delivery.agent_support import (
     archive_url,
     assert_error,
     bearer,
     delivery_url,
+    drift_url,
     make_agent_environment,
     manifest_url,
     new_token,
     post_json,
+    post_zip,
     reports_url,
     state_url,
 )
 from tests.factories import make_application, publish_files, released_application
+from tests.zips import make_zip
 
 pytestmark = pytest.mark.django_db
 
@@ -403,9 +408,6 @@ def test_a_deployment_of_another_environment_is_not_linked_nor_logged(
 
 
 def test_a_report_asks_for_the_files_of_a_drifted_module_once(client, raw, shop):
-    from lifecycle.snapshots import content_hash, tree_hash
-    from tests.delivery.agent_support import drift_url, post_zip
-    from tests.zips import make_zip
 
     _, (cart, _) = shop
     state = get_state(client, raw).json()
@@ -421,8 +423,6 @@ def test_a_report_asks_for_the_files_of_a_drifted_module_once(client, raw, shop)
     assert post_json(client, reports_url(), again, raw).json()["drift_uploads"] == [cart.name]
     # The deployed files are back: the drift is gone by itself.
     assert post_json(client, reports_url(), report_for(state), raw).json()["drift_uploads"] == []
-    from lifecycle.models import Drift
-
     drift = Drift.objects.get()
     assert drift.resolved_at is not None and drift.resolution == Drift.Resolution.GONE
 
@@ -500,3 +500,11 @@ def test_a_receiver_answers_only_for_its_environment(client, webhook_deployment,
     )
     deployment.refresh_from_db()
     assert deployment.status == Deployment.Status.WAITING
+
+
+def test_a_module_gone_from_the_machine_is_not_asked_for(client, raw, shop):
+    """Its files cannot be uploaded (a zip of nothing is refused): no upload is asked for."""
+    _, (cart, _) = shop
+    state = get_state(client, raw).json()
+    report = report_for(state, live={cart.name: tree_hash({})})
+    assert post_json(client, reports_url(), report, raw).json()["drift_uploads"] == []

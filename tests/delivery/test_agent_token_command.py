@@ -3,7 +3,7 @@
 import io
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, execute_from_command_line
 
 from lifecycle.delivery import agent_tokens
 from lifecycle.models import AgentToken, AuditEvent, Delivery
@@ -62,8 +62,6 @@ def test_it_refuses_a_bad_name(environments, name):
 
 def test_a_script_sees_a_non_zero_exit_status(environments):
     """Through manage.py's entry point, as a script runs it: exit status 2, not a traceback."""
-    from django.core.management import execute_from_command_line
-
     with pytest.raises(SystemExit) as exited:
         execute_from_command_line(["manage.py", "agent_token", "Production"])
     assert exited.value.code == 2
