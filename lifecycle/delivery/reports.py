@@ -50,6 +50,9 @@ MAX_INTERVAL = 86400
 MAX_LOG_LINES = 200
 MAX_LOG_LINE = 500
 MAX_OUTPUT = 4096  # hook output kept: the last 4096 characters
+# Log lines one report adds to deployments, all applications together: a report of thousands of
+# applications must not write a row per byte of its body. The rest is counted in one line.
+MAX_REPORT_LOG_LINES = 2000
 MAX_ID = 2**63 - 1
 MIN_EXIT, MAX_EXIT = -(2**31), 2**31 - 1
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -365,7 +368,7 @@ def record_report(token: AgentToken, payload) -> dict:
             ],
             batch_size=500,
         )
-        DeploymentLogLine.objects.bulk_create(log_lines, batch_size=500)
+        DeploymentLogLine.objects.bulk_create(_capped(log_lines, label, now), batch_size=500)
         if gone:
             # The machine runs the deployed files again: the drift went away by itself.
             Drift.objects.filter(
@@ -384,6 +387,17 @@ def record_report(token: AgentToken, payload) -> dict:
             f"{environment.name} does not run: {', '.join(ignored[:10])}{'…' if len(ignored) > 10 else ''}."
         )
     return answer
+
+
+def _capped(lines: list[DeploymentLogLine], label: str, now) -> list[DeploymentLogLine]:
+    if len(lines) <= MAX_REPORT_LOG_LINES:
+        return lines
+    kept, dropped = lines[:MAX_REPORT_LOG_LINES], lines[MAX_REPORT_LOG_LINES:]
+    for deployment_id in dict.fromkeys(line.deployment_id for line in dropped):
+        count = sum(line.deployment_id == deployment_id for line in dropped)
+        message = f"{label}: {count} more line{'s' if count != 1 else ''} of this report were not kept."
+        kept.append(DeploymentLogLine(deployment_id=deployment_id, at=now, message=message))
+    return kept
 
 
 def _log_lines(deployment_id: int, label: str, application: _Application, now) -> list[DeploymentLogLine]:

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from lifecycle.delivery import reports
 from lifecycle.deploying.running import run_deployment, start_deployment
 from lifecycle.deploying.validation import validate
 from lifecycle.models import AgentToken, Deployment, DeploymentLogLine, Drift, LiveApplication
@@ -237,3 +238,16 @@ def test_optional_fields_may_be_left_out(client, waiting):
     live = LiveApplication.objects.get()
     assert (live.applied, live.live, live.hook_exit_status, live.deployment_id) == ({}, {}, None, None)
     assert post_json(client, reports_url(), {"applications": []}, raw).json() == {"drift_uploads": []}
+
+
+def test_one_report_adds_a_bounded_number_of_log_lines(client, waiting, monkeypatch):
+    monkeypatch.setattr(reports, "MAX_REPORT_LOG_LINES", 150)
+    deployment, raw = waiting
+    before = deployment.log_lines.count()
+    report = good_report(deployment.pk)
+    report["applications"][0]["log"] = [f"line {n}" for n in range(200)]
+    assert post_json(client, reports_url(), report, raw).status_code == 200
+    added = list(deployment.log_lines.order_by("id").values_list("message", flat=True)[before:])
+    assert len(added) == 151
+    assert added[149].endswith("line 149")
+    assert added[150] == "stageboard-agent/1 on web-1: 51 more lines of this report were not kept."
