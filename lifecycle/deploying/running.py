@@ -128,16 +128,13 @@ def claim_target(target) -> None:
 
 
 def launch(deployment: Deployment) -> None:
-    """Hand the deployment to a worker (the user watches its log), and schedule its watch.
+    """Hand the committed deployment to a worker (the user watches its log).
 
-    Called after the deployment committed. The watch is the next worker pass over
-    it (leases.watch): it reaps the deployment if no worker runs it, or if the one
-    running it stops.
+    Outside the start's transaction: the immediate backend (tests) runs it at once.
     """
     # Imported here: lifecycle.tasks imports this module for the functions its tasks call.
     from lifecycle import tasks
 
-    leases.schedule_watch(deployment)
     tasks.run_deployment.enqueue(deployment.pk)
 
 
@@ -230,7 +227,14 @@ def log_start(deployment, findings, user) -> None:
 
 
 def record_start(deployment, applications) -> None:
-    """The audit line of a deployment's start: what, with which findings, and any Deploy anyway."""
+    """Inside the start's transaction: its audit line (what, with which findings, any Deploy anyway)
+    and the next worker pass over it.
+
+    The pass (leases.watch) is a deferred task written with the deployment, so even
+    if the process that started it stops before `launch`, a worker aborts it once
+    its lease expired; on a backend that cannot defer, page views and starts do.
+    """
+    leases.schedule_watch(deployment)
     what = ", ".join(
         f"{a.name} {deployment.requested['numbers'].get(str(a.pk), '')}".strip() for a in applications
     )

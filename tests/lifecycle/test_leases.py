@@ -233,22 +233,27 @@ def test_a_failure_in_the_switch_ends_the_deployment_aborted_once(
 # The next worker pass: a watch task, on a backend that can defer tasks.
 
 
-def test_launch_schedules_the_next_worker_pass_on_the_database_backend(
+def test_the_start_schedules_the_next_worker_pass_and_launch_the_run_on_the_database_backend(
     environments, release_manager, shop, settings
 ):
     settings.TASKS = DB_BACKEND
     dev, qa, _, _ = environments
+    started = timezone.now()
     deployment = start(dev, qa, shop, release_manager)
-    launched = timezone.now()
+
+    # Written with the deployment, in its transaction: a start whose process stops is still watched.
+    watch = DBTaskResult.objects.get()
+    assert watch.task_path == "lifecycle.tasks.watch_deployment"
+    assert watch.args_kwargs == {"args": [deployment.pk], "kwargs": {}}
+    heartbeat = timedelta(seconds=settings.DEPLOYMENT_HEARTBEAT_SECONDS)
+    assert started + heartbeat <= watch.run_after <= timezone.now() + heartbeat
+    assert not DBTaskResult.objects.ready().exists()
 
     launch(deployment)
 
-    watch = DBTaskResult.objects.get(task_path="lifecycle.tasks.watch_deployment")
-    run = DBTaskResult.objects.get(task_path="lifecycle.tasks.run_deployment")
-    assert watch.args_kwargs == run.args_kwargs == {"args": [deployment.pk], "kwargs": {}}
-    heartbeat = timedelta(seconds=settings.DEPLOYMENT_HEARTBEAT_SECONDS)
-    assert launched + heartbeat <= watch.run_after <= timezone.now() + heartbeat
-    assert DBTaskResult.objects.ready().get() == run  # The run at once, the watch later.
+    run = DBTaskResult.objects.ready().get()  # The run at once, the watch later.
+    assert run.task_path == "lifecycle.tasks.run_deployment"
+    assert run.args_kwargs == {"args": [deployment.pk], "kwargs": {}}
     # Nothing ran: a worker will.
     deployment.refresh_from_db()
     assert (deployment.status, deployment.worker) == (Status.RUNNING, "")
@@ -262,12 +267,15 @@ def test_the_watch_comes_back_while_the_deployment_runs_and_reaps_it_when_its_wo
     deployment = start(dev, qa, shop, release_manager)
     assert leases.claim(deployment.pk)
 
+    watches = DBTaskResult.objects.filter(task_path="lifecycle.tasks.watch_deployment")
+    assert watches.count() == 1  # The start's.
+
     assert leases.watch(deployment.pk) == Status.RUNNING
-    assert DBTaskResult.objects.filter(task_path="lifecycle.tasks.watch_deployment").count() == 1
+    assert watches.count() == 2  # It comes back, a heartbeat later.
 
     make_stale(deployment, worker=leases.worker_name())
     assert leases.watch(deployment.pk) == Status.FAILED
-    assert DBTaskResult.objects.filter(task_path="lifecycle.tasks.watch_deployment").count() == 1
+    assert watches.count() == 2  # Over: no more passes.
     assert log_messages(deployment)[-1] == "The worker stopped; nothing was changed in Quality Assurance."
 
 
