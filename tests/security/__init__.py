@@ -36,7 +36,9 @@ from lifecycle.models import (
     AuditEvent,
     Blob,
     CurrentVersion,
+    Delivery,
     Deployment,
+    DeploymentItem,
     DeploymentPlan,
     Draft,
     Drift,
@@ -493,6 +495,29 @@ def _deployment_here(c):
     )
 
 
+def _deployment_with_errors_here(c):
+    """App 0.3 delivered by the case's environment's agent, whose hook failed: it offers Retry."""
+    type(c.env).objects.filter(pk=c.env.pk).update(delivery=Delivery.AGENT)
+    c.env.refresh_from_db()
+    modules = dict(
+        CurrentVersion.objects.filter(environment=c.env, module__application=c.application).values_list(
+            "module__name", "version__tree_hash"
+        )
+    )
+    c.extra["deployment"] = deployment = Deployment.objects.create(
+        source=c.at(max(c.index - 1, 0)),
+        target=c.env,
+        started_by=c.user,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        status=Deployment.Status.ERRORS,
+        expected={c.application.name: {"generation": 0, "modules": modules}},
+    )
+    DeploymentItem.objects.create(
+        deployment=deployment, application=c.application, tag=c.tag, modules_changed=1
+    )
+
+
 def _api_publish_request(c):
     url = reverse("api:publish", args=[c.module.name, c.env.name])
     body = make_zip({"main.py": "print('from the api')\n"})
@@ -922,6 +947,17 @@ ACTIONS = [
         _get(lambda c: reverse("lifecycle:deployment", args=[c.extra["deployment"].pk])),
         setup=_deployment_here,
         post=False,
+    ),
+    # Retry a deployment that finished with errors: deploy access on its target (404 unseen).
+    Action(
+        "retry-deployment",
+        "browser",
+        ALL,
+        needs(DEPLOY),
+        lambda c: Req("post", reverse("lifecycle:deployment-retry", args=[c.extra["deployment"].pk])),
+        setup=_deployment_with_errors_here,
+        writes=("live",),
+        htmx=True,  # the log fragment, polling again
     ),
     Action(
         "compare-page",

@@ -105,6 +105,7 @@ def test_the_matrix_covers_every_changing_action():
         "token-revoke",
         "drift-adopt",
         "drift-redeploy",
+        "retry-deployment",
     }
     assert len(CASES) > 1000
     assert set(PERSONAS) == {
@@ -147,6 +148,7 @@ URL_ACTIONS = {
     "lifecycle:rollback": ["rollback", "rollback-page"],
     "lifecycle:deployments": ["deployments-page"],
     "lifecycle:deployment": ["deployment-page"],
+    "lifecycle:deployment-retry": ["retry-deployment"],
     "lifecycle:block": ["block"],
     "lifecycle:unblock": ["unblock"],
     "lifecycle:audit": ["audit-page"],

@@ -85,7 +85,7 @@ def test_every_post_needs_the_csrf_token(
 
 
 def test_the_covered_posts(environments):
-    assert len(POSTS) == 21  # every browser POST of the access matrix
+    assert len(POSTS) == 22  # every browser POST of the access matrix
 
 
 def test_a_token_from_another_origin_is_refused(environments, release_manager, csrf_client):
