@@ -569,8 +569,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--conn-max-age",
         type=int,
-        help="give gunicorn and the worker DATABASE_URL=…?conn_max_age=N: persistent database "
-        "connections (default: none, a new connection per request)",
+        default=60,
+        help="give gunicorn and the worker DATABASE_URL=…?conn_max_age=N, as docs/deployment.md does "
+        "(default 60: persistent database connections; 0: a new connection per request)",
     )
     parser.add_argument("--request-timeout", type=float, default=30, help="seconds before a poll times out")
     parser.add_argument(
@@ -629,7 +630,7 @@ def main(argv=None) -> int:
         connections.close_all()
 
         server_url = options.database_url
-        if options.conn_max_age is not None:
+        if options.conn_max_age:
             server_url += ("&" if "?" in server_url else "?") + f"conn_max_age={options.conn_max_age}"
         port = free_port()
         gunicorn, command = start_gunicorn(
@@ -837,8 +838,11 @@ def main(argv=None) -> int:
             large = OneShotDeployer(
                 session, [data["large"]], data["ids"]["Development"], data["ids"][TARGET], 1, 60
             )
+            gunicorn_pids = {gunicorn.pid, *worker_pids(gunicorn.pid)}
+            cpu_before, wall_before = cpu_snapshot(), time.monotonic()
             large.run(time.monotonic(), time.monotonic() + 0.5, time.monotonic() + 0.5)
             wait_for_deployments(large.started, 120)
+            cpu_after, wall = cpu_snapshot(), time.monotonic() - wall_before
             rows, large_problems = deliveries(large.started)
             for row in rows:
                 print(
@@ -846,6 +850,16 @@ def main(argv=None) -> int:
                     f"start → switched {row['switch'] or 0:.2f} s, start → agent confirmed "
                     + (f"{row['total']:.2f} s" if row["total"] is not None else "never")
                 )
+            spent = {
+                "the agent": cpu_of(cpu_before, cpu_after, {processes["agent"].pid}),
+                "gunicorn": cpu_of(cpu_before, cpu_after, gunicorn_pids),
+                "the worker": cpu_of(cpu_before, cpu_after, {processes["worker"].pid}),
+                "PostgreSQL (all databases)": postgres_cpu(cpu_before, cpu_after),
+            }
+            print(
+                f"  CPU in those {wall:.1f} s: "
+                + ", ".join(f"{who} {seconds:.2f} s" for who, seconds in spent.items())
+            )
             for problem in large.problems + large_problems:
                 print(f"  ERROR: {problem}")
             errors += large.problems + large_problems
