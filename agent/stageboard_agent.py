@@ -854,7 +854,9 @@ class Agent:
                         if self.stopping.is_set():
                             raise Refused("the agent is stopping")
                         with new.open_dir(module["name"], create=True) as target:
-                            if current is None or not self._copy_unchanged(record, module, current, target):
+                            if current is None or not self._copy_unchanged(
+                                record, module, current, target, generation=app.get("generation") or 0
+                            ):
                                 to_download.append(module)
                     self._download(record, to_download, new, source)
                 final = release
@@ -915,13 +917,22 @@ class Agent:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    def _copy_unchanged(self, record, module: dict, current: Dir, target: Dir) -> bool:
-        """Copy current/<module> into the new release when it still hashes as desired. True when done."""
+    def _copy_unchanged(self, record, module: dict, current: Dir, target: Dir, *, generation: int) -> bool:
+        """Copy current/<module> into the new release when it still hashes as desired. True when done.
+
+        A module edited on the machine (drift) whose desired files and generation did not change
+        since it was written is copied as found: a release made for another module (adopting that
+        one's drift, say) must not silently overwrite a fix nobody decided about yet. Stageboard
+        keeps showing its drift; Redeploy (a new generation) or a new version of it replaces it.
+        """
         module_name, wanted = module["name"], module["tree_hash"]
+        written = (record.get("applied") or {}).get(module_name)
         try:
             with current.open_dir(module_name) as existing:
                 files, irregular = existing.scan()
-                if irregular or tree_hash(files) != wanted:
+                differs = irregular or tree_hash(files) != wanted
+                kept_drift = not irregular and written == wanted and record.get("generation") == generation
+                if differs and not kept_drift:
                     self._note(
                         record, f"{module_name} on disk differs from the version deployed; downloading it"
                     )
@@ -937,7 +948,14 @@ class Agent:
             )
             self._clear(target)
             return False
-        self._note(record, f"kept {module_name} ({len(files)} files, unchanged)")
+        if differs:
+            self._note(
+                record,
+                f"kept {module_name} as found on disk: it differs from the version deployed (drift: "
+                "adopt it or redeploy over it in Stageboard)",
+            )
+        else:
+            self._note(record, f"kept {module_name} ({len(files)} files, unchanged)")
         return True
 
     @staticmethod

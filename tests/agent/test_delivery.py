@@ -268,3 +268,39 @@ def test_adopting_the_drift_keeps_the_files_on_disk_without_downloading_them(
     assert row.applied == row.live
     cells = live.live_states([setup.application], [Environment.objects.get(pk=setup.qa.pk)])
     assert cells[setup.application.pk, setup.qa.pk].state == live.DELIVERED
+
+
+def test_adopting_one_drift_keeps_the_other_modules_drift_on_disk_and_open(setup, live_server):
+    """Two modules of one application edited on the server: adopting one must not overwrite the other.
+
+    The agent writes a new release for the adopted module; the other module's desired files did not
+    change, so its edit stays in current and its drift stays open, to be adopted or redeployed over.
+    """
+    deploy_into_qa(setup)
+    assert run_agent(setup, live_server.url).returncode == 0
+    current(setup, "Shop-Core", "main.py").write_bytes(b"print('core fixed on the server')\n")
+    current(setup, "Shop-Web", "main.py").write_bytes(b"print('web fixed on the server')\n")
+    assert run_agent(setup, live_server.url).returncode == 0
+    core_drift, web_drift = (
+        Drift.objects.get(environment=setup.qa, module=module, resolved_at__isnull=True)
+        for module in setup.modules
+    )
+
+    drift_actions.adopt(core_drift, setup.user, comment="adopted")
+    done = run_agent(setup, live_server.url)
+
+    assert done.returncode == 0, done.stderr
+    assert current(setup, "Shop-Core", "main.py").read_bytes() == b"print('core fixed on the server')\n"
+    assert current(setup, "Shop-Web", "main.py").read_bytes() == b"print('web fixed on the server')\n"
+    assert "kept Shop-Web as found on disk" in done.stderr
+    web_drift.refresh_from_db()
+    assert web_drift.resolved_at is None
+    cells = live.live_states([setup.application], [Environment.objects.get(pk=setup.qa.pk)])
+    assert cells[setup.application.pk, setup.qa.pk].state == live.DRIFT
+
+    # Adopting the second one then delivers both fixes, and nothing drifts any more.
+    drift_actions.adopt(web_drift, setup.user, comment="adopted too")
+    assert run_agent(setup, live_server.url).returncode == 0
+    assert current(setup, "Shop-Web", "main.py").read_bytes() == b"print('web fixed on the server')\n"
+    cells = live.live_states([setup.application], [Environment.objects.get(pk=setup.qa.pk)])
+    assert cells[setup.application.pk, setup.qa.pk].state == live.DELIVERED

@@ -128,7 +128,9 @@ def test_an_application_whose_desired_state_is_what_it_applied_is_left_alone(age
     assert listing(root / "Shop") == before
 
 
-def test_a_module_edited_on_disk_is_downloaded_again_not_copied(agent, source, root):
+def test_a_module_edited_on_disk_is_kept_as_found_while_its_desired_files_are_unchanged(agent, source, root):
+    # A new release for another reason (here a new version label; adopting another module's drift in
+    # Stageboard) keeps the edit: it is drift nobody decided about yet, and stays reported as such.
     core = source.add("Shop-Core", 1, GOOD)
     assert agent.apply(desired("Shop", "1.0", [core]), "Production", source)
     (root / "Shop" / "current" / "Shop-Core" / "main.py").write_bytes(b"edited on the server\n")
@@ -136,8 +138,19 @@ def test_a_module_edited_on_disk_is_downloaded_again_not_copied(agent, source, r
 
     assert agent.apply(desired("Shop", "1.0+", [core]), "Production", source)
 
-    assert ("archive", "Shop-Core", 1) in source.requests
-    assert (root / "Shop" / "current" / "Shop-Core" / "main.py").read_bytes() == GOOD["main.py"]
+    assert ("archive", "Shop-Core", 1) not in source.requests
+    assert (root / "Shop" / "current" / "Shop-Core" / "main.py").read_bytes() == b"edited on the server\n"
+
+
+def test_a_module_edited_on_disk_is_replaced_by_a_new_version_of_it(agent, source, root):
+    core = source.add("Shop-Core", 1, GOOD)
+    assert agent.apply(desired("Shop", "1.0", [core]), "Production", source)
+    (root / "Shop" / "current" / "Shop-Core" / "main.py").write_bytes(b"edited on the server\n")
+    newer = source.add("Shop-Core", 2, dict(GOOD, **{"main.py": b"print('v2')\n"}))
+
+    assert agent.apply(desired("Shop", "1.1", [newer]), "Production", source)
+
+    assert (root / "Shop" / "current" / "Shop-Core" / "main.py").read_bytes() == b"print('v2')\n"
 
 
 def test_a_new_generation_writes_a_fresh_release_of_the_same_content(agent, source, root):
