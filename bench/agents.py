@@ -421,7 +421,14 @@ def deliveries(ids: list[int]) -> tuple[list[dict], list[str]]:
     )
     rows, problems = [], []
     for deployment in Deployment.objects.filter(pk__in=ids).order_by("pk"):
-        row = {"id": deployment.pk, "status": deployment.status, "switch": None, "total": None}
+        row = {
+            "id": deployment.pk,
+            "status": deployment.status,
+            "switch": None,
+            "total": None,
+            "from": deployment.started_at.timestamp(),
+            "until": deployment.finished_at.timestamp() if deployment.finished_at else None,
+        }
         if deployment.pk in switched:
             row["switch"] = (switched[deployment.pk] - deployment.started_at).total_seconds()
         if deployment.finished_at:
@@ -771,6 +778,7 @@ def main(argv=None) -> int:
 
         polls = [Poll(**poll) for poll in result["polls"]]
         window = options.duration
+        rows, deploy_problems = deliveries(deployer.started) if options.deploy_every else ([], [])
         unchanged = [poll.ms for poll in polls if poll.status == 304 and not poll.problem]
         changed = [poll.ms for poll in polls if poll.status == 200 and not poll.problem]
         failed = [poll for poll in polls if poll.problem]
@@ -795,6 +803,20 @@ def main(argv=None) -> int:
             print(f"    {count:>6} × {problem}")
         for problem in result["counters"].get("warm-up problems", [])[:3]:
             print(f"    warm-up: {problem[:160]}")
+        if rows:
+            # What the slow unchanged polls met: a deployment being delivered (the real agent's
+            # downloads) or a changed state being served to another agent, or neither.
+            spans = [(row["from"], row["until"] or stop_at) for row in rows] + [
+                (poll.sent, poll.sent + poll.ms / 1000) for poll in polls if poll.status == 200
+            ]
+            during, others = [], []
+            for poll in polls:
+                if poll.status == 304 and not poll.problem:
+                    answered = poll.sent + poll.ms / 1000
+                    met = any(start <= answered and poll.sent <= end for start, end in spans)
+                    (during if met else others).append(poll.ms)
+            print(f"    met a delivery (start → confirmed) or a changed state: {percentiles(during)}")
+            print(f"    met neither:                                           {percentiles(others)}")
         per_poll = 1000 / max(len(polls), 1)
         print(
             f"CPU in the window: gunicorn {gunicorn_cpu:.2f} s ({gunicorn_cpu * per_poll:.2f} ms per poll), "
@@ -802,13 +824,23 @@ def main(argv=None) -> int:
             f"machine {busy:.2f} of {os.cpu_count()} cores busy"
             + ("" if not options.deploy_every else " (deployments and the real agent's requests included)")
         )
+        groups = {
+            "gunicorn": gunicorn_pids,
+            "simulated agents": {pollers.pid},
+            "real agent": {processes["agent"].pid},
+            "worker": {processes["worker"].pid},
+            "this script": {os.getpid()},
+        }
+        spent = {name: cpu_of(cpu_before, cpu_after, pids) for name, pids in groups.items()}
+        spent["PostgreSQL"] = database_cpu
+        spent["everything else on the machine"] = max(busy * window - sum(spent.values()), 0)
+        print("  in cores: " + ", ".join(f"{name} {seconds / window:.2f}" for name, seconds in spent.items()))
         if failed:
             errors.append(f"{len(failed)} polls failed")
         if result["counters"]["warm-up errors"]:
             errors.append(f"{result['counters']['warm-up errors']} polls failed in the warm-up")
 
         if options.deploy_every:
-            rows, deploy_problems = deliveries(deployer.started)
             print()
             print(
                 f"deployments Development → {TARGET}: attempts {deployer.attempts}, started {len(rows)}, "
