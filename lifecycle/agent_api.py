@@ -68,6 +68,8 @@ def agent_view(*methods: str):
                 raise ApiError(400, "invalid_report", f"{error} Nothing was recorded.") from None
             except reports.NotWaiting as error:
                 raise ApiError(409, "not_waiting", str(error)) from None
+            except reports.NotApplied as error:
+                raise ApiError(409, "not_applied", str(error)) from None
 
         return login_not_required(
             csrf_exempt(api_view(*methods, authenticate=_authenticate_agent)(translated))

@@ -72,6 +72,10 @@ class NotWaiting(Exception):
     """A webhook receiver answered for a deployment that no longer waits for its delivery."""
 
 
+class NotApplied(Exception):
+    """A drift upload for a module whose current version the agents have not reported applying."""
+
+
 @dataclass
 class _Hook:
     exit_status: int
@@ -427,7 +431,8 @@ def record_drift(token: AgentToken, module_name: str, files: Mapping[str, bytes]
 
     `files` were read by archives.read_archive (limits and refusals of any
     publish). The module must run in the token's environment (Http404
-    otherwise, as for a missing one). The one open drift of the module there is
+    otherwise, as for a missing one), and the agents' last report must say they applied the version
+    current there (NotApplied otherwise). The one open drift of the module there is
     created, or updated with the newer files; DRIFT_FOUND is audited once, when
     it opens.
     """
@@ -440,6 +445,20 @@ def record_drift(token: AgentToken, module_name: str, files: Mapping[str, bytes]
     if current is None:
         raise Http404(f"There is no module named {module_name!r} in {environment.name}.")
     module, deployed = current.module, current.version
+    # The files are a drift from what the agent wrote, which its last report names. Only when that is
+    # the current version may they be kept as a drift from it: an upload that crossed a newer publish
+    # holds the older version's files, and adopting them over the newer one would undo it.
+    applied = (
+        LiveApplication.objects.filter(environment=environment, application=module.application)
+        .values_list("applied", flat=True)
+        .first()
+    )
+    if (applied or {}).get(module.name) != deployed.tree_hash:
+        raise NotApplied(
+            f"The agents of {environment.name} have not reported applying {module.name} v{deployed.number}, "
+            "the version current there, so these files are no drift from it; nothing was kept. The agent "
+            "applies it at its next pass."
+        )
     manifest = {path: content_hash(data) for path, data in files.items()}
     found = tree_hash(manifest)
     if found == deployed.tree_hash:

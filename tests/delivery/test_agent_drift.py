@@ -35,7 +35,19 @@ EDITED = {"main.py": b"# edited on the server\n", "extra.cfg": b"debug = true\n"
 def shop(environments):
     application, (cart,), _ = released_application("Shop", environments, module_names=("Cart",))
     production = make_agent_environment(environments[-1])
-    return cart, production, new_token(production)
+    raw = new_token(production)
+    applied_current(cart, raw)
+    return cart, production, raw
+
+
+def applied_current(module, raw):
+    """The agent's report that it applied the module's current version: a drift is uploaded after one."""
+    token = AgentToken.objects.get(token_hash=agent_tokens.hash_token(raw))
+    deployed = CurrentVersion.objects.get(environment=token.environment, module=module).version
+    report = {
+        "applications": [{"name": module.application.name, "applied": {module.name: deployed.tree_hash}}]
+    }
+    reports.record_report(token, report)
 
 
 def nothing_kept(blobs_before):
@@ -144,7 +156,8 @@ def test_a_drift_is_sent_as_a_zip_body(client, shop):
 def test_two_uploads_at_once_leave_one_open_drift(environments):
     application, (cart,), _ = released_application("Shop", environments, module_names=("Cart",))
     production = make_agent_environment(environments[-1])
-    token = agent_tokens.create(production, "racer")[0]
+    token, raw = agent_tokens.create(production, "racer")
+    applied_current(cart, raw)
     start = threading.Barrier(4)
     errors = []
 

@@ -232,6 +232,18 @@ def _agent_request(client, name, world, raw, module=None):
         }
         return client.post(url, json.dumps(report), content_type="application/json", headers=headers)
     if name == "api:agent-drift":
+        # An agent uploads a drift once its report said it applied the version current in its environment.
+        token = AgentToken.objects.filter(token_hash=agent_tokens.hash_token(raw)).first()
+        there = token and CurrentVersion.objects.filter(environment=token.environment, module=module).first()
+        if there:
+            report = {
+                "applications": [
+                    {"name": module.application.name, "applied": {module.name: there.version.tree_hash}}
+                ]
+            }
+            client.post(
+                "/api/v1/agent/reports", json.dumps(report), content_type="application/json", headers=headers
+            )
         return client.post(
             url, make_zip({"main.py": b"drifted"}), content_type="application/zip", headers=headers
         )
