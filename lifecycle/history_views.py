@@ -270,11 +270,14 @@ def deployment_retry(request: HtmxHttpRequest, deployment_id: int):
     try:
         confirming.retry(deployment, request.user)
     except DeploymentRefused as refusal:
-        context = _deployment_context(request, deployment_id, retry_error=f"Not retried: {refusal}")
+        context = _deployment_context(
+            request, deployment_id, retry_error=f"Not retried: {refusal}", answering_retry=True
+        )
         return _render_deployment(request, context, status=409)
     if request.htmx:
-        # The log (with the status, items and actions out of band) polls again while it waits.
-        return _render_deployment(request, _deployment_context(request, deployment_id))
+        # The log (with the status, items and actions out of band) polls again while it waits;
+        # a refusal an earlier click left on the page is cleared.
+        return _render_deployment(request, _deployment_context(request, deployment_id, answering_retry=True))
     messages.success(
         request, f"Retried deployment {deployment.pk}: {deployment.target.name} applies it again."
     )
