@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from lifecycle import access, audit, tokens, visibility
 from lifecycle.delivery import addresses, agent_tokens
 from lifecycle.models import (
+    AccessLevel,
     AgentToken,
     ApiToken,
     Application,
@@ -171,6 +172,9 @@ class EnvironmentForm(forms.ModelForm):
             if "webhook_secret" in self.fields and not cleaned.get("webhook_secret"):
                 # Made here, never typed: the receiver's operator copies it from this page.
                 cleaned["webhook_secret"] = secrets.token_urlsafe(32)
+            elif "webhook_secret" not in self.fields and not self.instance.webhook_secret:
+                # Staff who may not see the secret (EnvironmentAdmin) still leave the environment one.
+                self.instance.webhook_secret = secrets.token_urlsafe(32)
         return cleaned
 
     def clean_webhook_url(self):
@@ -235,7 +239,39 @@ class EnvironmentAdmin(AuditedAdmin):
             },
         ),
     ]
-    readonly_fields = ["agent_tokens"]
+    readonly_fields = ["agent_tokens", "webhook_secret_hidden"]
+
+    def _may_see_secret(self, request, environment) -> bool:
+        # The webhook secret signs what the receiver takes for Stageboard's word: like an agent token, it
+        # is for staff who may change the environment and have full access there, not any admin reader.
+        return environment is None or (
+            self.has_change_permission(request, environment)
+            and access.can(request.user, environment, AccessLevel.FULL)
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if self._may_see_secret(request, obj):
+            return fieldsets
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": [
+                        "webhook_secret_hidden" if name == "webhook_secret" else name
+                        for name in options["fields"]
+                    ],
+                },
+            )
+            for title, options in fieldsets
+        ]
+
+    @admin.display(description="Webhook secret")
+    def webhook_secret_hidden(self, environment):
+        if not environment.webhook_secret:
+            return "None yet."
+        return "Set; shown only to staff who may change this environment and have full access to it."
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "webhook_url":
@@ -467,9 +503,24 @@ class AgentTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected agent tokens", permissions=["change"])
     def revoke_tokens(self, request, queryset):
-        revoked = sum(
-            agent_tokens.revoke(token, request.user) for token in queryset.select_related("environment")
+        tokens = list(queryset.select_related("environment"))
+        # All or none: revoking needs full access to each token's environment (agent_tokens.revoke).
+        refused = sorted(
+            {
+                t.environment.name
+                for t in tokens
+                if not access.can(request.user, t.environment, AccessLevel.FULL)
+            }
         )
+        if refused:
+            self.message_user(
+                request,
+                f"Nothing was revoked: revoking an agent token needs full access to its environment "
+                f"({', '.join(refused)}).",
+                messages.ERROR,
+            )
+            return
+        revoked = sum(agent_tokens.revoke(token, request.user) for token in tokens)
         self.message_user(
             request, f"Revoked {revoked} agent token{'s' if revoked != 1 else ''}.", messages.SUCCESS
         )
