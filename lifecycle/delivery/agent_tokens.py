@@ -113,12 +113,16 @@ def authenticate(raw: str) -> AgentToken | None:
 
 
 def revoke(token: AgentToken, by_user) -> bool:
-    """Revoke `token` for good: staff allowed to change agent tokens may.
+    """Revoke `token` for good: staff allowed to change agent tokens, with full access to its environment.
 
-    Returns False when it was already revoked (the first revocation time is kept).
+    Full access, as to make one: revoking stops the environment's deliveries (its deployments then
+    end with errors), which a viewer of Production must not be able to do. Returns False when it was
+    already revoked (the first revocation time is kept).
     """
     if not by_user.has_perm("lifecycle.change_agenttoken"):
         raise PermissionDenied("You may not revoke agent tokens.")
+    access.require(by_user, token.environment, AccessLevel.VIEW)  # An environment they cannot see: 404.
+    access.require(by_user, token.environment, AccessLevel.FULL)
     updated = AgentToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
