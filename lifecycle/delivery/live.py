@@ -69,7 +69,7 @@ LABELS = {
     DRIFT: "drift",
     OFFLINE: "agent offline",
 }
-SIGNS = {RECORD: "", DELIVERED: "✓", DELIVERING: "…", FAILED: "✗", DRIFT: "≠", OFFLINE: "⏻"}
+SIGNS = {RECORD: "", DELIVERED: "✓", DELIVERING: "…", FAILED: "✗", DRIFT: "≠", OFFLINE: "○"}
 # An agent is offline when none of its environment's tokens was seen within this many intervals.
 MISSED_POLLS = 3
 

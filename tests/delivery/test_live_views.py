@@ -46,7 +46,7 @@ def test_the_grid_shows_each_state_as_a_word_with_the_time_of_the_report(client,
     assert cell(html, "Shop", "Production")[1] == "0.3 ✓ delivered reported 3 minutes ago"
     assert 'data-live="delivered"' in html
     # Pre-Production's agent was never seen: offline, whatever it last said.
-    assert cell(html, "Shop", "Pre-Production")[1] == "0.3 ⏻ agent offline no report yet"
+    assert cell(html, "Shop", "Pre-Production")[1] == "0.3 ○ agent offline no report yet"
     # Record environments show what they always showed.
     assert cell(html, "Shop", "Development")[1] == "0.3"
     assert head(html, "Production") == "Production ● agent online seen 0 minutes ago"
