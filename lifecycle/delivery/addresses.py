@@ -44,7 +44,7 @@ def refuse_private(url: str, *, allow_private: bool | None = None) -> Destinatio
     """The destination of `url`, or AddressRefused when it is not http(s) or reaches a non-public address.
 
     Resolves the host (socket.getaddrinfo) and refuses it when any of its addresses is
-    loopback, private, link-local, unique-local, multicast, unspecified, reserved or
+    loopback, private, link-local, unique-local, site-local, multicast, unspecified, reserved or
     otherwise not public, an IPv6 address that embeds such an IPv4 address included,
     unless `allow_private` (by default settings.ALLOW_PRIVATE_WEBHOOKS).
     """
@@ -97,6 +97,9 @@ def non_public_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> s
         return "a multicast address"
     if isinstance(address, ipaddress.IPv6Address) and address in ipaddress.ip_network("fc00::/7"):
         return "a unique local address"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        # fec0::/10: deprecated, yet Python counts it global; a network that still uses it routes it inside.
+        return "a site-local address"
     if address.is_private:
         return "a private address"
     if address.is_reserved or not address.is_global:

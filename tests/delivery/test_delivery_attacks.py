@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
 
-from lifecycle.delivery import agent_tokens
+from lifecycle.delivery import addresses, agent_tokens
 from lifecycle.models import AccessLevel, AuditEvent, CurrentVersion, Delivery, Drift
 from lifecycle.snapshots import content_hash, tree_hash
 from tests.delivery.agent_support import (
@@ -178,3 +178,13 @@ def test_a_webhook_environment_saved_by_staff_who_cannot_see_its_secret_still_ge
     production.refresh_from_db()
     assert len(production.webhook_secret) >= 32
     assert production.webhook_secret not in client.get(response["Location"]).content.decode()
+
+
+# Webhook addresses.
+
+
+@pytest.mark.parametrize("url", ["http://[fec0::1]/hook", "http://[feff:ffff::1]:8080/hook"])
+def test_a_site_local_ipv6_webhook_is_refused_as_inside_our_network(url):
+    """fec0::/10, the deprecated site-local range, still reaches the machines of networks that use it."""
+    with pytest.raises(addresses.AddressRefused, match="site-local"):
+        addresses.refuse_private(url, allow_private=False)
