@@ -209,6 +209,22 @@ def expire(deployments, now) -> int:
     return ended
 
 
+def no_longer_delivering(deployments) -> int:
+    """Finish each of `deployments`, waiting for an environment whose delivery was set back to record.
+
+    There the switch is the deployment, and its agents are refused from now on: waiting for
+    them would hold the environment until the deadline, then offer a Retry that is refused.
+    """
+    return sum(
+        _finished(
+            deployment,
+            f"{deployment.target.name} no longer delivers to machines (its delivery is record): the "
+            "switch in Stageboard is the deployment, and no machine confirmed it",
+        )
+        for deployment in deployments
+    )
+
+
 def expire_overdue() -> int:
     """End with errors every waiting deployment whose delivery deadline passed."""
     now = timezone.now()

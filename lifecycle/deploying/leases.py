@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from lifecycle import audit
-from lifecycle.models import AuditEvent, Deployment, DeploymentLogLine
+from lifecycle.models import AuditEvent, Delivery, Deployment, DeploymentLogLine
 
 RUNNING, WAITING = Deployment.Status.RUNNING, Deployment.Status.WAITING
 ENDED_BADLY = (Deployment.Status.FAILED, Deployment.Status.ERRORS)
@@ -129,17 +129,20 @@ def sweep(*, target=None, deployment_id: int | None = None) -> int:
     seconds = settings.DEPLOYMENT_HEARTBEAT_SECONDS
     cutoff = now - lease()
     candidates = Deployment.objects.filter(
-        Q(_stale(cutoff), status=RUNNING) | Q(status=WAITING, delivery_deadline__lt=now)
+        Q(_stale(cutoff), status=RUNNING)
+        | Q(status=WAITING, delivery_deadline__lt=now)
+        # Its environment was set back to record since: no machine will confirm it any more.
+        | Q(status=WAITING, target__delivery=Delivery.RECORD)
     ).select_related("target", "started_by")
     if target is not None:
         candidates = candidates.filter(target=target)
     if deployment_id is not None:
         candidates = candidates.filter(pk=deployment_id)
     ended = 0
-    overdue = []
+    overdue, undelivered = [], []
     for deployment in candidates:
         if deployment.status == WAITING:
-            overdue.append(deployment)
+            (overdue if deployment.target.delivers else undelivered).append(deployment)
             continue
         if deployment.worker:
             message = f"The worker stopped; nothing was changed in {deployment.target.name}."
@@ -153,11 +156,12 @@ def sweep(*, target=None, deployment_id: int | None = None) -> int:
             # The worker it was seen with: a lease renewed (or taken) meanwhile is not stale.
             only_if=_stale(cutoff) & Q(worker=deployment.worker),
         )
-    if overdue:
+    if overdue or undelivered:
         # Imported here: confirming imports this module to end deployments.
         from lifecycle.delivery import confirming
 
         ended += confirming.expire(overdue, now)
+        ended += confirming.no_longer_delivering(undelivered)
     return ended
 
 
