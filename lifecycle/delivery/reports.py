@@ -304,7 +304,7 @@ def record_report(token: AgentToken, payload) -> dict:
             environment=environment, application_id__in=[known[a.name][0] for a in reported]
         ).values_list("application_id", "applied", "applied_generation", "hook_exit_status", "hook_output")
     }
-    rows, log_lines, wanted, gone = [], [], [], []
+    rows, log_lines, wanted, gone, emptied = [], [], [], [], []
     open_drifts = dict(
         Drift.objects.filter(
             environment=environment,
@@ -348,11 +348,13 @@ def record_report(token: AgentToken, payload) -> dict:
                 gone.append(module_id)
             elif (
                 application.applied.get(name) == desired
-                and live not in (desired, EMPTY_TREE)
+                and live != desired
                 and open_drifts.get(module_id) != live
             ):
                 # The agent wrote what should run and the machine now differs: a drift we lack the files of.
-                wanted.append(name)
+                # A folder emptied or deleted there has no files to upload (no zip holds nothing): its
+                # drift is opened here, so that the grid's "drift" leads to a page offering Redeploy.
+                (emptied if live == EMPTY_TREE else wanted).append(name)
 
     with transaction.atomic():
         # One statement: desired_generation, which Retry and Redeploy own, is never written here.
@@ -381,6 +383,8 @@ def record_report(token: AgentToken, payload) -> dict:
         if report.interval is not None and report.interval != token.interval_seconds:
             AgentToken.objects.filter(pk=token.pk).update(interval_seconds=report.interval)
             token.interval_seconds = report.interval
+    for name in emptied:
+        record_drift(token, name, {})
     confirming.check(environment)
 
     answer: dict = {"drift_uploads": sorted(wanted)}

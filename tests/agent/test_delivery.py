@@ -8,6 +8,7 @@ subprocess, and judges by what is on disk and what Stageboard recorded.
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -304,3 +305,23 @@ def test_adopting_one_drift_keeps_the_other_modules_drift_on_disk_and_open(setup
     assert current(setup, "Shop-Web", "main.py").read_bytes() == b"print('web fixed on the server')\n"
     cells = live.live_states([setup.application], [Environment.objects.get(pk=setup.qa.pk)])
     assert cells[setup.application.pk, setup.qa.pk].state == live.DELIVERED
+
+
+def test_a_module_deleted_on_the_machine_is_a_drift_that_can_be_redeployed_over(setup, live_server, client):
+    """Nothing to upload (an empty folder makes no zip), yet the grid says drift: it needs its drift page."""
+    deploy_into_qa(setup)
+    assert run_agent(setup, live_server.url).returncode == 0
+    shutil.rmtree(current(setup, "Shop-Core"))
+    assert run_agent(setup, live_server.url).returncode == 0
+
+    drift = Drift.objects.get(environment=setup.qa, module=setup.modules[0], resolved_at__isnull=True)
+    assert drift.manifest == {}
+    client.force_login(setup.user)
+    page = client.get(reverse("hotfixes:drift", args=[drift.pk])).content.decode()
+    assert "main.py" in page and "deleted" in page
+
+    drift_actions.redeploy(drift, setup.user)
+    assert run_agent(setup, live_server.url).returncode == 0
+    assert current(setup, "Shop-Core", "main.py").read_bytes() == NEWER["Shop-Core"]
+    drift.refresh_from_db()
+    assert drift.resolution == Drift.Resolution.REDEPLOYED
