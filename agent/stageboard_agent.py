@@ -933,9 +933,11 @@ class Agent:
                 differs = irregular or tree_hash(files) != wanted
                 kept_drift = not irregular and written == wanted and record.get("generation") == generation
                 if differs and not kept_drift:
-                    self._note(
-                        record, f"{module_name} on disk differs from the version deployed; downloading it"
-                    )
+                    if written == wanted:
+                        # Only then is it news: a new version of the module differs from the old one's files.
+                        self._note(
+                            record, f"{module_name} on disk differs from the version deployed; downloading it"
+                        )
                     return False
                 for path, sha in files.items():
                     if target.write_file(path, existing.read_chunks(path)) != sha:

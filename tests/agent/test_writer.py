@@ -142,6 +142,20 @@ def test_a_module_edited_on_disk_is_kept_as_found_while_its_desired_files_are_un
     assert (root / "Shop" / "current" / "Shop-Core" / "main.py").read_bytes() == b"edited on the server\n"
 
 
+def test_a_new_version_is_not_logged_as_differing_on_disk(agent, source, root):
+    # The deployment's log would read as drift on every ordinary deployment.
+    core = source.add("Shop-Core", 1, GOOD)
+    assert agent.apply(desired("Shop", "1.0", [core]), "Production", source)
+    agent.state["applications"]["Shop"]["unreported_log"] = []
+    newer = source.add("Shop-Core", 2, dict(GOOD, **{"main.py": b"print('v2')\n"}))
+
+    assert agent.apply(desired("Shop", "1.1", [newer]), "Production", source)
+
+    notes = agent.state["applications"]["Shop"]["unreported_log"]
+    assert "downloaded Shop-Core v2 (2 files)" in notes
+    assert not [line for line in notes if "differs" in line], notes
+
+
 def test_a_module_edited_on_disk_is_replaced_by_a_new_version_of_it(agent, source, root):
     core = source.add("Shop-Core", 1, GOOD)
     assert agent.apply(desired("Shop", "1.0", [core]), "Production", source)
