@@ -525,7 +525,8 @@ def run_hook(command: str, env: dict[str, str], cwd: str, timeout: float) -> dic
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    except OSError as error:
+    except (OSError, ValueError) as error:
+        # ValueError: a NUL in the command or in a value of its environment (a version name, say).
         return {"exit_status": 127, "output": f"[stageboard-agent] the hook could not start: {error}"}
 
     def read() -> None:
@@ -776,19 +777,41 @@ class Agent:
             return self._report_if_changed()
         applications = check_state(desired)
         environment = desired.get("environment") if isinstance(desired.get("environment"), str) else ""
-        all_applied = True
+        all_applied, failed = True, False
         for app in applications:
             if self.stopping.is_set():
                 all_applied = False
                 break
-            if not self.apply(app, environment, self.client):
+            if self._unusable_names(app):
+                # No folder can be made for it, whatever the next pass does: not a reason to back off and
+                # delay every other application of the environment. It stays refused, said once.
                 all_applied = False
+                continue
+            if not self.apply(app, environment, self.client):
+                all_applied, failed = False, True
         self.state["desired"] = {app["name"]: app.get("deployment") for app in applications}
         # An etag is kept only when everything is applied: otherwise the next pass asks again (no 304).
         self.state["etag"] = etag if all_applied else None
         self._save_state()
         reported = self._report([app["name"] for app in applications])
-        return all_applied and reported
+        return not failed and reported
+
+    def _unusable_names(self, app: dict) -> bool:
+        """True when `app` or one of its modules cannot be a folder name; noted once per reason."""
+        record = self._record(app["name"]) if isinstance(app.get("name"), str) else {}
+        try:
+            check_name(app["name"], "the application")
+            for module in app["modules"]:
+                check_name(module["name"], "the module")
+        except Refused as error:
+            reason = f"{app['name']} not applied: {error}"
+            if record.get("unusable") != reason:
+                record["unusable"] = reason
+                self._note(record, reason)
+                self._save_state()
+            return True
+        record.pop("unusable", None)
+        return False
 
     # --- applying one application
 

@@ -90,3 +90,9 @@ def _alive(pid):
             return handle.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_nul_in_the_hooks_environment_is_a_failed_hook_not_a_crashed_pass(tmp_path):
+    """A version label carrying a NUL (from a hostile or broken server) cannot go into an environment."""
+    result = sa.run_hook("true", {"STAGEBOARD_VERSION": "1.0\x00evil"}, str(tmp_path), timeout=5)
+    assert result["exit_status"] == 127 and "could not start" in result["output"]

@@ -210,3 +210,63 @@ def test_a_signal_stops_the_loop_cleanly(tmp_path, token_file, signum):
         process.wait()
     assert f"received {signal.Signals(signum).name}" in rest
     assert rest.rstrip().endswith("stageboard-agent: stopped")
+
+
+def test_an_application_whose_name_cannot_be_a_folder_is_refused_once_without_backing_off(tmp_path):
+    """'Sales/EU' is a valid application name in Stageboard; the agent cannot make it a folder.
+
+    It must not fail the pass (the backoff would delay every other application of the
+    environment, and show the agent offline), and it says so once, not at every pass.
+    """
+    state = {
+        "environment": "Production",
+        "revision": 1,
+        "applications": [
+            {
+                "name": "Sales/EU",
+                "version": "1.0.0",
+                "deployment": 3,
+                "generation": 0,
+                "modules": [{"name": "Sales-Web", "version": 1, "tree_hash": "0" * 64}],
+            }
+        ],
+    }
+    reports = []
+
+    class Stageboard(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self._answer(200, state)
+
+        def do_POST(self):
+            reports.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self._answer(200, {"drift_uploads": []})
+
+        def _answer(self, status, payload):
+            body = sa.json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("ETag", '"1-1"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stageboard)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        lines = []
+        agent = sa.Agent(
+            f"http://127.0.0.1:{server.server_address[1]}", "sba_test", str(tmp_path), log=lines.append
+        )
+        assert agent.run_pass() is True
+        assert agent.run_pass() is True
+    finally:
+        server.shutdown()
+        server.server_close()
+    refusals = [line for line in lines if "Sales/EU not applied" in line]
+    assert len(refusals) == 1 and "contains '/'" in refusals[0]
+    assert not os.path.exists(tmp_path / "Sales")
+    assert reports, "the agent still reports (its sign of life and the refusal for the deployment's log)"
+    assert b"Sales/EU not applied" in reports[0]
