@@ -35,7 +35,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -89,10 +89,17 @@ def deliver(deployment_id: int, attempt: int = 1) -> str:
     environment = deployment.target
     if environment.delivery != Delivery.WEBHOOK:
         return "not a webhook environment"
-    if DeliveryAttempt.objects.filter(deployment=deployment, number=attempt).exists():
-        return "already attempted"
-    at, started = timezone.now(), time.monotonic()
     url = environment.webhook_url
+    try:
+        # The row claims the attempt's number before the POST: a task run twice, or by two workers at
+        # once, finds it taken (one_delivery_attempt_per_number) and sends nothing.
+        with transaction.atomic():
+            record = DeliveryAttempt.objects.create(
+                deployment=deployment, number=attempt, at=timezone.now(), url=url[:500]
+            )
+    except IntegrityError:
+        return "already attempted"
+    started = time.monotonic()
     try:
         destination = refuse_private(url)
         if not environment.webhook_secret:
@@ -105,16 +112,9 @@ def deliver(deployment_id: int, attempt: int = 1) -> str:
         status_code, error = None, str(refusal)
     except Refused as refusal:
         status_code, error = refusal.status_code, str(refusal)
-    duration_ms = int((time.monotonic() - started) * 1000)
-    DeliveryAttempt.objects.create(
-        deployment=deployment,
-        number=attempt,
-        at=at,
-        url=url[:500],
-        status_code=status_code,
-        error=error,
-        duration_ms=duration_ms,
-    )
+    record.status_code, record.error = status_code, error
+    record.duration_ms = int((time.monotonic() - started) * 1000)
+    record.save(update_fields=["status_code", "error", "duration_ms"])
     if not error:
         _log(deployment, f"Webhook accepted by {destination.host} (HTTP {status_code}).")
         return "accepted"

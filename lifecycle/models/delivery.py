@@ -125,6 +125,9 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["deployment", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "number"], name="one_delivery_attempt_per_number")
+        ]
 
     def __str__(self):
         return f"Attempt {self.number} of deployment {self.deployment_id}"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -574,6 +575,20 @@ def test_nothing_is_posted_for_a_deployment_no_longer_waiting(setup, database_ta
     assert webhooks.deliver(deployment.pk, 1) == "not waiting"
     assert receiver.connections == 0
     assert attempts(deployment) == []
+
+
+def test_an_attempt_another_worker_claimed_is_not_posted_twice(setup, database_tasks, receivers):
+    """Two workers running the same attempt at once: the attempt's row is claimed before the POST."""
+    receiver = receivers()
+    deployment = waiting_deployment(setup, receiver.url)
+    # What the other worker wrote the moment before it posted.
+    DeliveryAttempt.objects.create(deployment=deployment, number=1, at=timezone.now(), url=receiver.url)
+
+    assert webhooks.deliver(deployment.pk, 1) == "already attempted"
+    assert receiver.connections == 0
+    # Two claims made at the same moment cannot both be written: the database refuses the second.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DeliveryAttempt.objects.create(deployment=deployment, number=1, at=timezone.now(), url="x")
 
 
 @pytest.mark.parametrize(
