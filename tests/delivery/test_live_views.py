@@ -49,7 +49,7 @@ def test_the_grid_shows_each_state_as_a_word_with_the_time_of_the_report(client,
     assert cell(html, "Shop", "Pre-Production")[1] == "0.3 ○ agent offline no report yet"
     # Record environments show what they always showed.
     assert cell(html, "Shop", "Development")[1] == "0.3"
-    assert head(html, "Production") == "Production ● agent online seen 0 minutes ago"
+    assert head(html, "Production") == "Production ● agent online seen a second ago"
     assert head(html, "Pre-Production") == "○ agent offline never seen"
     assert head(html, "Development") == ""
     # The title says it too, with the exact time.
