@@ -566,3 +566,12 @@ def test_many_modules_are_downloaded_together_and_each_checked(agent, source, ro
     )
     for n in range(12):
         assert (root / "Shop" / "current" / f"Shop-M{n}" / f"m{n}.py").read_bytes() == f"{n}\n".encode()
+
+
+def test_its_tree_hash_is_the_servers(tmp_path):
+    """The agent copies lifecycle/snapshots.tree_hash (it imports nothing of Stageboard): they must agree."""
+    from lifecycle.snapshots import tree_hash
+
+    manifests = [{}, {"a.py": sha(b"1")}, {"z/b.txt": sha(b""), "a b/ü.py": sha(b"\x00"), "A.py": sha(b"x")}]
+    for manifest in manifests:
+        assert sa.tree_hash(manifest) == tree_hash(manifest)
