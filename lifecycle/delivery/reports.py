@@ -527,7 +527,8 @@ def record_delivery(token: AgentToken, deployment_id: int, payload) -> Deploymen
     payload = _object(payload, "The answer", {"status", "output"}, {"status"})
     status = payload["status"]
     if status not in ("succeeded", "failed"):
-        raise ReportRejected(f"status must be 'succeeded' or 'failed', not {_kind(status)}.")
+        given = repr(status[:40]) if isinstance(status, str) else _kind(status)
+        raise ReportRejected(f"status must be 'succeeded' or 'failed', not {given}.")
     output = payload.get("output", "")
     if not isinstance(output, str):
         raise ReportRejected(f"output must be a string, not {_kind(output)}.")

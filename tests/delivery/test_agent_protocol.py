@@ -488,6 +488,15 @@ def test_a_receiver_answer_is_checked(client, webhook_deployment, payload):
     assert deployment.status == Deployment.Status.WAITING
 
 
+def test_a_receiver_answer_with_an_unknown_status_is_named(client, webhook_deployment):
+    """ "done" is a string: the refusal names what was sent, not its type."""
+    deployment, raw = webhook_deployment
+    error = assert_error(post_json(client, delivery_url(deployment.pk), {"status": "done"}, raw), 400)
+    assert "not 'done'" in error["message"], error
+    error = assert_error(post_json(client, delivery_url(deployment.pk), {"status": 1}, raw), 400)
+    assert "not a number" in error["message"], error
+
+
 def test_a_receiver_answers_only_for_its_environment(client, webhook_deployment, environments):
     deployment, _ = webhook_deployment
     qa = make_agent_environment(environments[1], Delivery.WEBHOOK)
