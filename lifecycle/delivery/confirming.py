@@ -225,15 +225,6 @@ def no_longer_delivering(deployments) -> int:
     )
 
 
-def expire_overdue() -> int:
-    """End with errors every waiting deployment whose delivery deadline passed."""
-    now = timezone.now()
-    overdue = Deployment.objects.filter(status=WAITING, delivery_deadline__lt=now).select_related(
-        "target", "started_by"
-    )
-    return expire(list(overdue), now)
-
-
 def request_reapply(environment, application_ids, user) -> dict[int, int]:
     """Make `environment`'s agents apply these applications again, even if nothing changed.
 

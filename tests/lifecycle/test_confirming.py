@@ -205,17 +205,16 @@ def test_an_agent_that_does_not_confirm_in_time_ends_it_with_errors(waiting, cli
     )
     assert message in fragment
     assert 'hx-trigger="every 1s"' not in fragment
-    assert confirming.expire_overdue() == 0
     assert leases.sweep() == 0
     assert endings(waiting) == [Action.DEPLOY_FAILED]
     # A viewer may do neither: no Retry, no Roll back.
     assert "deployment-retry" not in fragment and "Roll back Shop" not in fragment
 
 
-def test_expire_overdue_ends_every_overdue_deployment(waiting, settings):
-    assert confirming.expire_overdue() == 0
+def test_a_worker_pass_ends_an_overdue_delivery_with_errors(waiting):
+    assert leases.sweep() == 0
     Deployment.objects.filter(pk=waiting.pk).update(delivery_deadline=timezone.now() - timedelta(seconds=1))
-    assert confirming.expire_overdue() == 1
+    assert leases.sweep() == 1
     waiting.refresh_from_db()
     assert waiting.status == Status.ERRORS
 
