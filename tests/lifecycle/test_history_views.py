@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from lifecycle.blocking import block
 from lifecycle.history_views import application_history_context, duration_label
-from lifecycle.models import AccessLevel, Deployment, DeploymentItem, DeploymentLogLine
+from lifecycle.models import AccessLevel, Delivery, Deployment, DeploymentItem, DeploymentLogLine
 from lifecycle.tagging import tag_environment
 from tests.factories import make_application, make_user, publish_files, released_application
 
@@ -196,6 +196,9 @@ def test_it_shows_every_status_in_words(client, viewer, release_manager, environ
         Status.FAILED: "Aborted",
     }
     assert set(labels) == set(Status.values)
+    # Only an environment that delivers to machines has deployments waiting for it (a record one's end).
+    environments[1].delivery = Delivery.AGENT
+    environments[1].save(update_fields=["delivery"])
     client.force_login(viewer)
     for status, label in labels.items():
         deployment = make_deployment(environments[0], environments[1], release_manager, status=status)
