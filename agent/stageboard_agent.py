@@ -826,14 +826,12 @@ class Agent:
         modules = desired_modules(app)
         generation = app.get("generation") or 0
         version = app.get("version") if isinstance(app.get("version"), str) else ""
-        if (
-            record.get("applied") == modules
-            and record.get("version") == version
-            and record.get("generation") == generation
-            and record.get("release")
-        ):
-            if record.get("deployment") != app.get("deployment"):
-                record["deployment"] = app.get("deployment")
+        unchanged = record.get("applied") == modules and record.get("generation") == generation
+        if unchanged and record.get("release"):
+            # Nothing to write. A new version label alone (the same files tagged, say) is taken as it is:
+            # no new release and no hook, which would restart what runs for no change of files.
+            if record.get("deployment") != app.get("deployment") or record.get("version") != version:
+                record.update(deployment=app.get("deployment"), version=version)
                 self._save_state()
             return True
         try:

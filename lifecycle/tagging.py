@@ -4,6 +4,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from lifecycle import audit
+from lifecycle.delivery import revisions
 from lifecycle.models import ApplicationTag, AuditEvent, CurrentVersion, EnvironmentTag, TagMember
 from lifecycle.version_numbers import InvalidVersionNumber, VersionNumber
 
@@ -73,6 +74,8 @@ def tag_environment(application, environment, text: str, *, user=None, notes: st
             application=application,
             defaults={"tag": tag, "changed_at": timezone.now()},
         )
+        # The version the environment's agents are told changes with the tag (docs/agent.md).
+        revisions.bump([environment.pk])
         audit.record(
             AuditEvent.Action.TAG,
             user=user,

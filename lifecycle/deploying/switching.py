@@ -130,6 +130,6 @@ def deploy_tag(tag, environment, *, user=None, comment: str = "", deployment=Non
         EnvironmentTag.objects.update_or_create(
             environment=environment, application=tag.application, defaults={"tag": tag, "changed_at": now}
         )
-        if changes:
-            revisions.bump([environment.pk])
+        # Even when no module changed, the tag did: agents are told the version it names.
+        revisions.bump([environment.pk])
     return len(changes)

@@ -128,6 +128,17 @@ def test_an_application_whose_desired_state_is_what_it_applied_is_left_alone(age
     assert listing(root / "Shop") == before
 
 
+def test_a_new_version_label_alone_writes_no_release_and_runs_no_hook(agent, source, root):
+    """The same files tagged under a new number: taken as it is, nothing restarted for no change."""
+    app = deliver_good(agent, source)
+    source.requests.clear()
+    before = listing(root / "Shop")
+    assert agent.apply(dict(app, version="9.9.9", deployment=None), "Production", source)
+    assert source.requests == [] and listing(root / "Shop") == before
+    record = agent.state["applications"]["Shop"]
+    assert record["version"] == "9.9.9" and record["deployment"] is None
+
+
 def test_a_module_edited_on_disk_is_kept_as_found_while_its_desired_files_are_unchanged(agent, source, root):
     # A new release for another reason (here a new version label; adopting another module's drift in
     # Stageboard) keeps the edit: it is drift nobody decided about yet, and stays reported as such.
@@ -451,7 +462,7 @@ def test_a_module_in_current_that_is_a_symlink_is_neither_copied_nor_followed(ag
     assert agent.live("Shop", ["Shop-Core"])["Shop-Core"] != core["tree_hash"]
     source.requests.clear()
 
-    assert agent.apply(desired("Shop", "1.1", [core]), "Production", source)
+    assert agent.apply(desired("Shop", "1.0", [core], generation=1), "Production", source)
 
     assert ("archive", "Shop-Core", 1) in source.requests
     new = root / "Shop" / "current" / "Shop-Core"
@@ -472,7 +483,7 @@ def test_a_file_in_current_that_is_a_symlink_is_neither_copied_nor_read(agent, s
     assert agent.live("Shop", ["Shop-Core"])["Shop-Core"] == live != core["tree_hash"]
     source.requests.clear()
 
-    assert agent.apply(desired("Shop", "1.1", [core]), "Production", source)
+    assert agent.apply(desired("Shop", "1.0", [core], generation=1), "Production", source)
 
     assert ("archive", "Shop-Core", 1) in source.requests
     new = root / "Shop" / "current" / "Shop-Core" / "main.py"

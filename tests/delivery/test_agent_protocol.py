@@ -29,6 +29,7 @@ from lifecycle.models import (
     ModuleVersion,
 )
 from lifecycle.snapshots import content_hash, tree_hash
+from lifecycle.tagging import tag_environment
 from tests.delivery.agent_support import (
     archive_url,
     assert_error,
@@ -168,6 +169,19 @@ def test_a_change_of_what_should_run_changes_the_etag(client, raw, shop, environ
         "version": hotfix.number,
         "tree_hash": hotfix.tree_hash,
     }
+
+
+def test_tagging_what_runs_there_changes_the_etag_and_the_version(
+    client, raw, shop, environments, release_manager
+):
+    """The same files under a new number: the agents are told the version the grid now shows."""
+    application, (cart, _) = shop
+    publish_files(cart, environments[-1], {"main.py": "fixed in production"}, user=release_manager)
+    etag = get_state(client, raw)["ETag"]
+    tag_environment(application, environments[-1], "0.3.1", user=release_manager)
+    response = get_state(client, raw, etag)
+    assert response.status_code == 200 and response["ETag"] != etag
+    assert response.json()["applications"][0]["version"] == "0.3.1"
 
 
 def test_the_state_names_the_last_deployment_and_the_generation(
