@@ -112,6 +112,9 @@ def deliver(deployment_id: int, attempt: int = 1) -> str:
         status_code, error = None, str(refusal)
     except Refused as refusal:
         status_code, error = refusal.status_code, str(refusal)
+    except Exception as unexpected:  # noqa: BLE001  (a bug must still end as a failed, retried attempt)
+        logger.exception("Webhook attempt %s of deployment %s failed", attempt, deployment.pk)
+        status_code, error = None, f"Stageboard failed sending it ({type(unexpected).__name__}); logged."
     record.status_code, record.error = status_code, error
     record.duration_ms = int((time.monotonic() - started) * 1000)
     record.save(update_fields=["status_code", "error", "duration_ms"])

@@ -567,6 +567,23 @@ def test_a_failed_attempt_enqueues_the_next_after_its_backoff(setup, database_ta
     assert any("gave up after 2 attempts" in line for line in log(deployment))
 
 
+def test_a_bug_while_sending_is_a_failed_attempt_not_one_forever_in_flight(
+    setup, database_tasks, receivers, monkeypatch
+):
+    receiver = receivers()
+    deployment = waiting_deployment(setup, receiver.url)
+
+    def broken(deployment):
+        raise RuntimeError("a bug building the body")
+
+    monkeypatch.setattr(webhooks, "event", broken)
+    assert webhooks.deliver(deployment.pk, 1) == "failed"
+    ((number, status_code, error),) = attempts(deployment)
+    assert (number, status_code) == (1, None) and "RuntimeError" in error
+    assert receiver.connections == 0
+    assert [args for args, _ in deliveries_enqueued()][-1] == [deployment.pk, 2]  # Retried, as any failure.
+
+
 def test_nothing_is_posted_for_a_deployment_no_longer_waiting(setup, database_tasks, receivers):
     receiver = receivers()
     deployment = waiting_deployment(setup, receiver.url)
