@@ -162,6 +162,29 @@ def apply(tree_merge: TreeMerge, selection: Selection | None = None) -> MergedTr
     Raises ValueError for a selection that names a path or region the merge
     does not have, or a choice that does not fit the file.
     """
+    merged = apply_manifest(tree_merge, selection)
+    if merged.files is None:
+        return MergedTree(files=None, unresolved=merged.unresolved)
+    read = tree_merge.read
+    files = {
+        path: content if isinstance(content, bytes) else read(content)
+        for path, content in merged.files.items()
+    }
+    return MergedTree(files=files, unresolved=[])
+
+
+class MergedManifest(NamedTuple):
+    # path -> content hash (a file kept whole from either side) or bytes (text merged here);
+    # None while anything is unresolved.
+    files: dict[str, str | bytes] | None
+    unresolved: list[Unresolved]
+
+
+def apply_manifest(tree_merge: TreeMerge, selection: Selection | None = None) -> MergedManifest:
+    """`apply` without reading a file: what is kept whole stays a hash, so the caller reads only what it must.
+
+    Raises ValueError as `apply` does.
+    """
     selection = selection or Selection()
     _check(tree_merge, selection)
     merged: dict[str, str | bytes] = dict(tree_merge.target)  # path -> hash, or content once merged
@@ -184,13 +207,8 @@ def apply(tree_merge: TreeMerge, selection: Selection | None = None) -> MergedTr
             else:
                 _set(merged, path, _chosen_hash(file, choice))
     if unresolved:
-        return MergedTree(files=None, unresolved=unresolved)
-    read = tree_merge.read
-    files = {
-        path: content if isinstance(content, bytes) else read(content)
-        for path, content in sorted(merged.items())
-    }
-    return MergedTree(files=files, unresolved=[])
+        return MergedManifest(files=None, unresolved=unresolved)
+    return MergedManifest(files=dict(sorted(merged.items())), unresolved=[])
 
 
 class BaseConflict(ValueError):
