@@ -182,4 +182,6 @@ def _preview(merge, file, merged):
         return None
     before = merge.tree.read(file.target_hash) if file.target_hash else None
     after = merged.files.get(file.path)
+    if isinstance(after, str):  # kept whole: a hash, of a file prepare has read (the source changed it)
+        after = merge.tree.read(after)
     return diff_lines(before, after) if before != after else None

@@ -24,21 +24,21 @@ from django.utils import timezone
 
 from hotfixes.engine.treemerge import (
     BaseConflict,
-    MergedTree,
+    MergedManifest,
     Selection,
     TreeMerge,
-    apply,
+    apply_manifest,
     merge_bases_trees,
     merge_trees,
 )
 from hotfixes.models import Hotfix, Merge, MergeItem
 from lifecycle import access, audit
-from lifecycle.archives import ArchiveRejected, check_files
+from lifecycle.archives import ArchiveRejected
 from lifecycle.fingerprints import fingerprint as fingerprint_of_state
 from lifecycle.history import effective_links
 from lifecycle.history_graph import ancestors, merge_bases, merged_base
 from lifecycle.models import AccessLevel, AuditEvent, Blob, CurrentVersion, Module, ModuleFile, ModuleVersion
-from lifecycle.publishing import StaleEdit, content_limits, publish
+from lifecycle.publishing import StaleEdit, publish
 from lifecycle.snapshots import content_hash
 
 MAX_COMMENT = 2000  # As every comment in the console.
@@ -110,7 +110,7 @@ class PreparedMerge:
 class Outcome:
     """What a selection makes of a prepared merge: merged files per module, or what is unresolved."""
 
-    merged: dict[int, MergedTree] = field(default_factory=dict)
+    merged: dict[int, MergedManifest] = field(default_factory=dict)  # kept files stay hashes
     complete: dict[int, bool] = field(default_factory=dict)
     skipped_modules: set[int] = field(default_factory=set)
 
@@ -152,12 +152,10 @@ def prepare(application, source, target, module_ids=None) -> PreparedMerge:
     contents: dict[str, bytes] = {}
 
     def read(digest):
+        # Everything the merge and its page read is fetched below in one query; only merging
+        # several merge bases into a virtual one (criss-cross merges, rare) reads here, file by file.
         if digest not in contents:
-            # Applying a selection reads every file of the target (the merged module is whole):
-            # the first file not read yet brings all the targets' files in one query.
-            wanted = {d for _, _, t, _ in pending if t for d in manifests[t.pk].values()} | {digest}
-            missing = Blob.objects.filter(hash__in=wanted - contents.keys())
-            contents.update((d, bytes(data)) for d, data in missing.values_list("hash", "data"))
+            contents[digest] = bytes(Blob.objects.get(hash=digest).data)
         return contents[digest]
 
     sided = []  # (module, base versions, base manifest, target manifest, target version, source version)
@@ -176,7 +174,9 @@ def prepare(application, source, target, module_ids=None) -> PreparedMerge:
         sided.append(
             (module, [base_versions[b] for b in bases], base, target_manifest, target_version, source_version)
         )
-    # Read in one query the contents the engine needs: files where both sides differ from each other.
+    # Read in one query the only contents needed: of the files the source changed and the target
+    # has otherwise (to merge them, and for the page's diffs). What is kept whole stays a hash:
+    # the merged version is published from its manifest (see perform).
     needed = set()
     for _, _, b, t, _, source_version in sided:
         s = manifests[source_version.pk]
@@ -290,7 +290,7 @@ def evaluate(prepared: PreparedMerge, selections) -> Outcome:
             outcome.skipped_modules.add(merge.module.pk)
             continue
         try:
-            outcome.merged[merge.module.pk] = apply(merge.tree, selection)
+            outcome.merged[merge.module.pk] = apply_manifest(merge.tree, selection)
         except ValueError as error:
             raise MergeError(f"{merge.module.name}: {error}") from None
         declined = bool(selection.skipped) or any(
@@ -323,9 +323,8 @@ def perform(prepared: PreparedMerge, selections=None, *, user, fingerprint: str,
         raise MergeError(f"{count} conflict{'s' if count != 1 else ''} still to resolve; nothing was merged.")
     if not outcome.merged:
         raise MergeError("No changes were selected; nothing was merged.")
-    for merge in prepared.modules:
-        if merge.module.pk in outcome.merged:
-            _check_content(merge, outcome.merged[merge.module.pk], prepared.target)
+    # The merged content is checked by publish, as any published content: a refusal (empty, clashing
+    # paths, over the limits) raises MergeError and rolls back every module of the merge.
     with transaction.atomic():
         record = Merge.objects.create(
             source=prepared.source,
@@ -358,27 +357,21 @@ def perform(prepared: PreparedMerge, selections=None, *, user, fingerprint: str,
     return record
 
 
-def _check_content(merge: ModuleMerge, merged: MergedTree, target) -> None:
-    """Refuse a merged module the content checks would refuse on publish: empty, clashing paths, too large."""
-    try:
-        check_files(merged.files, content_limits())
-    except ArchiveRejected as refused:
-        raise MergeError(
-            f"The merged {merge.module.name} cannot be published into {target.name}: {refused}"
-        ) from None
-
-
 def _publish_module(
     record: Merge, merge: ModuleMerge, outcome: Outcome, selection, user, comment
 ) -> MergeItem:
     """Publish one merged module into the target (inside the merge's transaction); its MergeItem, unsaved."""
     complete = outcome.complete[merge.module.pk]
     text = comment or f"Merge {merge.source.module.name} v{merge.source.number} from {record.source.name}"
+    merged = outcome.merged[merge.module.pk].files
+    # From hashes: the files kept whole from either side are neither read nor hashed again.
+    manifest = {path: content_hash(c) if isinstance(c, bytes) else c for path, c in merged.items()}
     try:
         result = publish(
             merge.module,
             record.target,
-            outcome.merged[merge.module.pk].files,
+            manifest=manifest,
+            blobs=[content for content in merged.values() if isinstance(content, bytes)],
             user=user,
             comment=text,
             based_on=merge.target,
@@ -388,7 +381,7 @@ def _publish_module(
         )
     except StaleEdit as error:
         raise StaleMerge(f"{error} The merge has been prepared again: check it and merge.") from None
-    except ArchiveRejected as refused:  # a check publishing makes beyond check_files: rolls back the merge
+    except ArchiveRejected as refused:  # rolls back every module of the merge
         raise MergeError(
             f"The merged {merge.module.name} cannot be published into {record.target.name}: {refused}"
         ) from None

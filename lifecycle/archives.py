@@ -43,7 +43,7 @@ import struct
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -378,6 +378,24 @@ def check_files(files: Mapping[str, bytes], limits: Limits) -> dict[str, bytes]:
     inventory.add_to_total(sum(len(data) for data in checked.values()))
     if DEPENDENCIES_FILE in checked:
         parse_dependencies(checked[DEPENDENCIES_FILE])
+    return checked
+
+
+def check_sizes(sizes: Mapping[str, int], limits: Limits, read: Callable[[str], bytes]) -> dict[str, str]:
+    """`check_files` for content already stored, known by path -> size: normalised path -> path as given.
+
+    The same refusals, in the same order, without holding the files: `read(path)` is
+    asked only for a stageboard.json at the root, to check its dependencies.
+    """
+    inventory = _Inventory(limits, _FILES)
+    if not sizes:
+        raise inventory.refuse_empty()
+    checked = {inventory.add_path(path): path for path in sizes}
+    for path, given in checked.items():
+        inventory.check_file_size(path, sizes[given])
+    inventory.add_to_total(sum(sizes.values()))
+    if DEPENDENCIES_FILE in checked:
+        parse_dependencies(read(checked[DEPENDENCIES_FILE]))
     return checked
 
 

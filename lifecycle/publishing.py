@@ -7,7 +7,8 @@ same content always becomes the same stored version.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from lifecycle import access, audit, hooks
-from lifecycle.archives import ArchiveRejected, Limits, check_files
+from lifecycle.archives import ArchiveRejected, Limits, check_files, check_sizes
 from lifecycle.delivery import revisions
 from lifecycle.models import (
     AccessLevel,
@@ -100,7 +101,14 @@ def content_limits() -> Limits:
 def store_blobs(files: Mapping[str, bytes]) -> dict[str, str]:
     """Store each distinct content once; return the manifest (path -> content hash)."""
     manifest = {path: content_hash(data) for path, data in files.items()}
-    by_hash = {manifest[path]: files[path] for path in files}
+    _store({manifest[path]: files[path] for path in files})
+    return manifest
+
+
+def _store(by_hash: Mapping[str, bytes]) -> None:
+    """Store the contents (content hash -> bytes) not stored yet."""
+    if not by_hash:
+        return
     existing = set(Blob.objects.filter(hash__in=by_hash).values_list("hash", flat=True))
     missing = [
         Blob(hash=digest, data=data, size=len(data), is_binary=is_binary(data))
@@ -109,7 +117,69 @@ def store_blobs(files: Mapping[str, bytes]) -> dict[str, str]:
     ]
     # ignore_conflicts: another publish may store the same content at the same moment.
     Blob.objects.bulk_create(missing, ignore_conflicts=True, batch_size=200)
-    return manifest
+
+
+@dataclass(frozen=True)
+class CheckedManifest:
+    manifest: dict[str, str]  # normalised path -> content hash
+    new: dict[str, bytes]  # content hash -> bytes, for the contents the manifest names that came with it
+    total_size: int
+
+
+def check_manifest(manifest: Mapping[str, str], blobs: Iterable[bytes], limits: Limits) -> CheckedManifest:
+    """Check a module given as a manifest (path -> content hash) plus the contents not stored yet.
+
+    Content already stored never leaves the database: its size comes from Blob.size,
+    in one query. The same refusals as check_files (ArchiveRejected), and
+    "unknown_content" for a hash that is neither stored nor among `blobs`. A blob
+    is known by the hash of its bytes, computed here, never by a hash it claims.
+    """
+    if len(manifest) > limits.max_files:  # before a query names them all
+        raise ArchiveRejected(
+            "too_many_files",
+            f"The module has more than {limits.max_files:,} files, the limit for one module; "
+            "nothing was published.",
+        )
+    new = {}
+    for data in blobs:
+        data = bytes(data)
+        new[content_hash(data)] = data
+    problem = next(
+        (path for path, digest in manifest.items() if not isinstance(digest, str) or not _HASH.match(digest)),
+        None,
+    )
+    if problem is not None:
+        raise ArchiveRejected(
+            "unknown_content", f"{problem!r} is not named by a content hash; nothing was published."
+        )
+    stored = dict(
+        Blob.objects.filter(hash__in=set(manifest.values()) - new.keys()).values_list("hash", "size")
+    )
+    unknown = next(
+        (path for path, digest in manifest.items() if digest not in stored and digest not in new), None
+    )
+    if unknown is not None:
+        raise ArchiveRejected(
+            "unknown_content",
+            f"{unknown!r} names content {manifest[unknown][:12]}… that is not stored; nothing was published.",
+        )
+    sizes = {path: stored[d] if d in stored else len(new[d]) for path, d in manifest.items()}
+
+    def read(path):  # only for a stageboard.json at the root
+        digest = manifest[path]
+        return new[digest] if digest in new else bytes(Blob.objects.get(hash=digest).data)
+
+    paths = check_sizes(sizes, limits, read)
+    checked = {path: manifest[given] for path, given in paths.items()}
+    used = set(checked.values())
+    return CheckedManifest(
+        manifest=checked,
+        new={digest: data for digest, data in new.items() if digest in used},
+        total_size=sum(sizes.values()),
+    )
+
+
+_HASH = re.compile(r"[0-9a-f]{64}\Z")
 
 
 def create_version(
@@ -124,7 +194,37 @@ def create_version(
     merged_all: bool = True,
 ) -> ModuleVersion:
     """Make a new immutable version of `module`. Call inside a transaction holding the module lock."""
-    manifest = store_blobs(files)
+    return create_version_from_manifest(
+        module,
+        store_blobs(files),
+        total_size=sum(len(data) for data in files.values()),
+        parent=parent,
+        user=user,
+        comment=comment,
+        environment=environment,
+        merged_from=merged_from,
+        merged_all=merged_all,
+    )
+
+
+def create_version_from_manifest(
+    module: Module,
+    manifest: Mapping[str, str],
+    *,
+    total_size: int,
+    parent: ModuleVersion | None,
+    new: Mapping[str, bytes] | None = None,
+    user=None,
+    comment: str = "",
+    environment: Environment | None = None,
+    merged_from: ModuleVersion | None = None,
+    merged_all: bool = True,
+) -> ModuleVersion:
+    """`create_version` from a checked manifest (check_manifest): only the `new` contents are written.
+
+    Call inside a transaction holding the module lock.
+    """
+    _store(new or {})
     highest = module.versions.aggregate(highest=Max("number"))["highest"] or 0
     version = ModuleVersion.objects.create(
         module=module,
@@ -134,7 +234,7 @@ def create_version(
         merged_all=merged_all,
         tree_hash=tree_hash(manifest),
         file_count=len(manifest),
-        total_size=sum(len(data) for data in files.values()),
+        total_size=total_size,
         comment=comment,
         published_in=environment,
         created_by=user,
@@ -178,8 +278,10 @@ def make_current(
 def publish(
     module: Module,
     environment: Environment,
-    files: Mapping[str, bytes],
+    files: Mapping[str, bytes] | None = None,
     *,
+    manifest: Mapping[str, str] | None = None,
+    blobs: Iterable[bytes] = (),
     user=None,
     comment: str = "",
     based_on: ModuleVersion | None = None,
@@ -196,11 +298,21 @@ def publish(
     without one it is the system acting (the demo loader). Bad paths or content
     over the limits, and a comment that cannot be stored (check_comment), raise
     ArchiveRejected before anything is written.
+
+    The content is either `files` (path -> bytes), or a `manifest` (path -> content
+    hash) with `blobs`, the contents it names that may not be stored yet: then what
+    is stored already is neither read nor hashed again (see check_manifest).
     """
+    if (files is None) == (manifest is None):
+        raise TypeError("publish takes files or a manifest, one of them.")
     if user is not None:
         access.require(user, environment, AccessLevel.PUBLISH)
     check_comment(comment)
-    files = check_files(files, content_limits())
+    if manifest is None:
+        files = check_files(files, content_limits())
+        checked = CheckedManifest({path: content_hash(data) for path, data in files.items()}, {}, 0)
+    else:
+        checked = check_manifest(manifest, blobs, content_limits())
     with transaction.atomic():
         # Lock the module: version numbers are per module, whichever environment publishes.
         Module.objects.select_for_update().get(pk=module.pk)
@@ -213,13 +325,17 @@ def publish(
         previous = current.version if current else None
         if check_stale and previous != based_on:
             raise StaleEdit(module, environment, current)
-        manifest = {path: content_hash(data) for path, data in files.items()}
         # A merge is recorded even when its files equal the target's: the link is the history.
-        if merged_from is None and previous is not None and previous.tree_hash == tree_hash(manifest):
+        if merged_from is None and previous is not None and previous.tree_hash == tree_hash(checked.manifest):
             return PublishResult(version=previous, created=False, previous=previous)
-        version = create_version(
+        if manifest is None:
+            _store({digest: files[path] for path, digest in checked.manifest.items()})
+        total = checked.total_size if manifest is not None else sum(len(data) for data in files.values())
+        version = create_version_from_manifest(
             module,
-            files,
+            checked.manifest,
+            total_size=total,
+            new=checked.new,
             parent=previous,
             user=user,
             comment=comment,
