@@ -10,6 +10,7 @@ says what it was ("" for a last line without a newline).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from io import StringIO
 from typing import Literal
 
 from patiencediff import PatienceSequenceMatcher
@@ -70,14 +71,19 @@ def decode_text(data: bytes) -> str | None:
         return None
 
 
+# Where str.splitlines() ends a line besides "\n" (and "\r\n", which ends with it).
+_OTHER_LINE_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
 def split_lines(text: str) -> list[str]:
     """The lines of `text`, each keeping its "\\n" (or "\\r\\n"); `"".join()` gives `text` back."""
-    parts = text.split("\n")
-    last = parts.pop()
-    lines = [part + "\n" for part in parts]
-    if last:
-        lines.append(last)
-    return lines
+    # Both ways split in C, two to three times faster than adding "\n" back to each part of
+    # text.split("\n"). str.splitlines() also ends lines at _OTHER_LINE_BREAKS, so it is
+    # used only for text without them (most text, checked at memchr speed); a StringIO with
+    # newline="\n" ends lines at "\n" only and translates nothing.
+    if any(breaker in text for breaker in _OTHER_LINE_BREAKS):
+        return StringIO(text, newline="\n").readlines()
+    return text.splitlines(keepends=True)
 
 
 def _strip_eol(line: str) -> tuple[str, str]:

@@ -64,23 +64,20 @@ class MergeResult:
 
 def merge_text(base: Sequence[str], target: Sequence[str], source: Sequence[str]) -> list[Region]:
     """The regions of a three-way merge of lines (each keeping its line ending)."""
-    # As lists, so slices of different sides compare equal whatever sequences were given.
-    base, target, source = list(base), list(target), list(source)
+    # As tuples, so slices of different sides compare equal whatever sequences were given, and a
+    # slice is already the region's tuple (no list slice copied once more).
+    base, target, source = tuple(base), tuple(target), tuple(source)
     regions: list[Region] = []
 
     def add(kind: RegionKind, z1: int, z2: int, t1: int, t2: int, s1: int, s2: int) -> None:
-        regions.append(
-            Region(
-                len(regions),
-                kind,
-                tuple(base[z1:z2]),
-                tuple(target[t1:t2]),
-                tuple(source[s1:s2]),
-                z1,
-                t1,
-                s1,
-            )
-        )
+        base_lines = base[z1:z2]
+        # Sides known to be equal share one tuple: an unchanged stretch can be most of a large file.
+        if kind == "unchanged":
+            target_lines = source_lines = base_lines
+        else:
+            target_lines = target[t1:t2]
+            source_lines = target_lines if kind == "same" else source[s1:s2]
+        regions.append(Region(len(regions), kind, base_lines, target_lines, source_lines, z1, t1, s1))
 
     z = t = s = 0
     for z_match, z_end, t_match, t_end, s_match, s_end in _sync_regions(base, target, source):
@@ -115,7 +112,7 @@ def merge_text(base: Sequence[str], target: Sequence[str], source: Sequence[str]
     return regions
 
 
-def _sync_regions(base: list[str], target: list[str], source: list[str]) -> list[tuple[int, ...]]:
+def _sync_regions(base: Sequence[str], target: Sequence[str], source: Sequence[str]) -> list[tuple[int, ...]]:
     """The stretches (base, target, source start and end) where all three agree, as merge3 finds them.
 
     When one side is the base, as for a hotfix merged into an environment that did not change

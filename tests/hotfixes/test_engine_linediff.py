@@ -137,6 +137,25 @@ def test_split_lines_round_trips(text):
     assert all("\n" not in line[:-1] for line in lines)
 
 
+# Every character str.splitlines() ends a line at, among ordinary ones.
+text_with_line_breaks = st.text(
+    alphabet=st.sampled_from(list("ab \n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029é"))
+)
+
+
+@given(text_with_line_breaks)
+def test_split_lines_ends_lines_at_newline_only_whichever_way_it_splits(text):
+    parts = text.split("\n")
+    expected = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+    assert split_lines(text) == expected
+
+
+def test_split_lines_keeps_a_lone_carriage_return_inside_its_line():
+    assert split_lines("a\rb\r\nc\x85d\n") == ["a\rb\r\n", "c\x85d\n"]
+    assert split_lines("plain\nascii") == ["plain\n", "ascii"]
+
+
 lines_of_few_letters = st.lists(st.sampled_from(["a\n", "b\n", "c\n", "}\n", "\n", "d\r\n"]), max_size=30)
 
 
