@@ -15,3 +15,8 @@ class HotfixesConfig(AppConfig):
         hooks.version_published.connect(on_version_published, dispatch_uid="hotfixes-open-on-publish")
         hooks.register_hotfix_state(OpenHotfixState())
         hooks.register_application_section(application_section)
+        # Hotfixes show on the grid and the application page: their saves move the pipeline revision.
+        from hotfixes.models import Hotfix, HotfixChange, Merge
+        from lifecycle import revision
+
+        revision.watch(Hotfix, HotfixChange, Merge)

@@ -6,4 +6,9 @@ class LifecycleConfig(AppConfig):
     verbose_name = "Lifecycle"
 
     def ready(self):
-        from lifecycle import audit  # noqa: F401  (connects the login-failure receiver)
+        from lifecycle import (
+            audit,  # noqa: F401  (connects the login-failure receiver)
+            revision,
+        )
+
+        revision.watch_lifecycle()

@@ -7,7 +7,7 @@ admin show the history. At most one block is active per application and environm
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lifecycle import access, audit
+from lifecycle import access, audit, revision
 from lifecycle.models import AccessLevel, Application, ApplicationBlock, AuditEvent
 
 MAX_REASON_LENGTH = 2000
@@ -104,6 +104,7 @@ def unblock(application, environment, user, reason: str) -> ApplicationBlock:
         )
         if not lifted:
             raise BlockError(f"{application.name} was just unblocked in {environment.name} by someone else.")
+        revision.bump()  # An update(): no signal.
         audit.record(
             AuditEvent.Action.UNBLOCK,
             user=user,

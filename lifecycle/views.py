@@ -5,9 +5,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from lifecycle import access, hooks, visibility
+from lifecycle import access, hooks, refresh, revision, visibility
 from lifecycle.archives import ArchiveRejected, human_bytes, read_archive
 from lifecycle.downloads import version_zip
 from lifecycle.forms import (
@@ -42,8 +42,12 @@ def _environments_or_403(user):
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def pipeline(request: HtmxHttpRequest):
+    # POST is the grid's refresh (lifecycle/refresh.py): 204 while the revision it shows is current.
+    if request.method == "POST" and refresh.unchanged(request):
+        return refresh.no_content()
+    pipeline_revision = revision.current()  # Before the rows: a change committed meanwhile bumps it again.
     environments = _environments_or_403(request.user)
     query = request.GET.get("q", "").strip()[:100]
     show = request.GET.get("show", "")
@@ -66,9 +70,16 @@ def pipeline(request: HtmxHttpRequest):
         "show": show,
         "filters": GRID_FILTERS,
         "refresh_seconds": settings.GRID_REFRESH_SECONDS,
+        "revision": refresh.token(pipeline_revision, environments),
         "colspan": 2 * len(environments),
     }
-    return render(request, page_or_partial(request, "lifecycle/pipeline.html", "grid"), context)
+    if request.method == "POST":
+        response = render(request, "lifecycle/pipeline.html#grid", context)
+        response.content = refresh.stamp(response.content.decode())
+        return refresh.changed_parts(request, response, "#grid")
+    response = render(request, page_or_partial(request, "lifecycle/pipeline.html", "grid"), context)
+    response.content = refresh.stamp(response.content.decode())
+    return response
 
 
 @login_required

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from lifecycle import access, audit
+from lifecycle import access, audit, revision
 from lifecycle.delivery import revisions
 from lifecycle.deploying import leases
 from lifecycle.deploying.validation import DeploymentRefused
@@ -310,6 +310,7 @@ def retry(deployment, user) -> Deployment:
             delivery_deadline=deadline_from(now),
             heartbeat_at=now,
         )
+        revision.bump()  # An update(): no signal.
         deployment.refresh_from_db()
         leases.log(
             deployment,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from lifecycle import access, audit
+from lifecycle import access, audit, revision
 from lifecycle.delivery import confirming
 from lifecycle.models import AccessLevel, AuditEvent, Blob, Drift
 from lifecycle.publishing import check_comment, publish
@@ -73,6 +73,7 @@ def _resolve(drift: Drift, resolution: str, user, **extra) -> None:
         raise DriftResolved(
             Drift.objects.select_related("module", "environment", "resolved_by").get(pk=drift.pk)
         )
+    revision.bump()  # An update(): no signal.
 
 
 def _files(drift: Drift) -> dict[str, bytes]:

@@ -24,7 +24,7 @@ from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.utils import timezone
 
-from lifecycle import audit
+from lifecycle import audit, revision
 from lifecycle.delivery import confirming
 from lifecycle.models import (
     AgentToken,
@@ -298,11 +298,23 @@ def record_report(token: AgentToken, payload) -> dict:
     )
 
     # What the last reports applied, and the hook outcome of that apply.
+    # The whole row as the grid shows it, so a report that changes nothing leaves the pipeline revision be.
     previous = {
-        application_id: (applied, generation, exit_status, output)
-        for application_id, applied, generation, exit_status, output in LiveApplication.objects.filter(
-            environment=environment, application_id__in=[known[a.name][0] for a in reported]
-        ).values_list("application_id", "applied", "applied_generation", "hook_exit_status", "hook_output")
+        application_id: (applied, generation, exit_status, output, version, deployment_id, live)
+        for application_id, applied, generation, exit_status, output, version, deployment_id, live in (
+            LiveApplication.objects.filter(
+                environment=environment, application_id__in=[known[a.name][0] for a in reported]
+            ).values_list(
+                "application_id",
+                "applied",
+                "applied_generation",
+                "hook_exit_status",
+                "hook_output",
+                "version",
+                "deployment_id",
+                "live",
+            )
+        )
     }
     rows, log_lines, wanted, gone, emptied = [], [], [], [], []
     open_drifts = dict(
@@ -321,7 +333,7 @@ def record_report(token: AgentToken, payload) -> dict:
             exit_status, output = application.hook.exit_status, application.hook.output
         elif previous.get(application_id, (None, None))[:2] == (applied, application.generation):
             # A sign of life, or a pass that wrote nothing: the hook outcome is still the last apply's.
-            exit_status, output = previous[application_id][2:]
+            exit_status, output = previous[application_id][2:4]
         else:
             exit_status, output = None, ""  # Applied something new and ran no hook.
         rows.append(
@@ -380,6 +392,20 @@ def record_report(token: AgentToken, payload) -> dict:
             Drift.objects.filter(
                 environment=environment, module_id__in=gone, resolved_at__isnull=True
             ).update(resolved_at=now, resolution=Drift.Resolution.GONE)
+        shown = {
+            row.application_id: (
+                row.applied,
+                row.applied_generation,
+                row.hook_exit_status,
+                row.hook_output,
+                row.version,
+                row.deployment_id,
+                row.live,
+            )
+            for row in rows
+        }
+        if gone or any(previous.get(application_id) != state for application_id, state in shown.items()):
+            revision.bump()  # Only when the live state moved: every agent reports every few seconds.
         if report.interval is not None and report.interval != token.interval_seconds:
             AgentToken.objects.filter(pk=token.pk).update(interval_seconds=report.interval)
             token.interval_seconds = report.interval

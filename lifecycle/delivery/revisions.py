@@ -12,8 +12,10 @@ from collections.abc import Iterable
 
 from django.db.models import F
 
+from lifecycle import revision
 from lifecycle.models import Environment
 
 
 def bump(environment_ids: Iterable[int]) -> None:
     Environment.objects.filter(pk__in=list(environment_ids)).update(state_revision=F("state_revision") + 1)
+    revision.bump()  # What should run there is shown on the grid too.

@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from lifecycle import audit
+from lifecycle import audit, revision
 from lifecycle.models import AuditEvent, Delivery, Deployment, DeploymentLogLine
 
 RUNNING, WAITING = Deployment.Status.RUNNING, Deployment.Status.WAITING
@@ -101,6 +101,7 @@ def conclude(
         ).update(status=status, finished_at=now)
         if not ended:
             return False
+        revision.bump()  # An update(): no signal.
         for level, line in lines:
             log(deployment, line, level)
         log(deployment, message, DeploymentLogLine.Level.ERROR if failed else DeploymentLogLine.Level.INFO)

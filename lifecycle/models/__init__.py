@@ -655,3 +655,17 @@ from lifecycle.models.delivery import (  # noqa: E402, F401
     Drift,
     LiveApplication,
 )
+
+
+class PipelineRevision(models.Model):
+    """One row: a number bumped in the same transaction as every change the grid shows (lifecycle.revision).
+
+    A grid or application page that shows revision N and asks again while it is still N gets 204
+    with no body, read from this one row. A row, not a sequence: a sequence moves before the
+    change commits, so a refresh could read the new number with the old rows and keep them.
+    """
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"pipeline revision {self.value}"

@@ -94,3 +94,35 @@
     }
   });
 })();
+
+// Conditional refresh (lifecycle/refresh.py). A refreshing region ([data-refresh]) sends the revision
+// it shows and the hash of each part it shows; the server answers 204 when nothing changed, else
+// only the parts that did. Polling ([data-poll]) pauses while the tab is hidden and checks at once
+// when it is shown again.
+(function () {
+  "use strict";
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-refresh")) return;
+    var shown = elt.querySelector("[data-revision]");
+    var parts = [];
+    elt.querySelectorAll("[data-hash]").forEach(function (part) {
+      parts.push(part.id + ":" + part.dataset.hash);
+    });
+    event.detail.parameters["revision"] = shown ? shown.dataset.revision : "";
+    event.detail.parameters["parts"] = parts.join(",");
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (document.hidden && elt && elt.hasAttribute && elt.hasAttribute("data-poll")) {
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden || !window.htmx) return;
+    document.querySelectorAll("[data-poll]").forEach(function (elt) {
+      window.htmx.trigger(elt, "refresh-now");
+    });
+  });
+})();
