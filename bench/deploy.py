@@ -243,6 +243,26 @@ def tag_and_deploy(application, source, target, user) -> tuple[str, list[tuple]]
     return label, [*steps, total]
 
 
+def profiled(call):
+    """Run `call()` under cProfile and with its queries captured; print both, slowest first."""
+    import cProfile
+    import pstats
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    profile = cProfile.Profile()
+    with CaptureQueriesContext(connection) as queries:
+        result = profile.runcall(call)
+    print("\nround 2 under cProfile (timings inflated by the profiler), by cumulative time:")
+    pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+    print("slowest queries of round 2 (ms, SQL cut at 160 characters):")
+    slowest = sorted(queries.captured_queries, key=lambda q: -float(q["time"]))[:15]
+    for query in slowest:
+        print(f"  {1000 * float(query['time']):7.1f}  {query['sql'][:160]}")
+    return result
+
+
 def print_round(title: str, label: str, steps: list[tuple]) -> None:
     print(f"\n{title}: {label}")
     print(f"  {'step':20} {'ms':>9} {'queries':>8} {'SQL ms':>8}")
@@ -271,6 +291,11 @@ def main(argv=None) -> int:
         "(default %(default)s)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print a cProfile of round 2 and its slowest queries",
+    )
     options = parser.parse_args(argv)
     if options.modules < 1 or options.small < 1:
         parser.error("--modules and --small must be at least 1")
@@ -318,7 +343,10 @@ def main(argv=None) -> int:
         publish_everything(large, large_modules, dev, user, "v3")  # Development shows 1.1+ again.
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")  # As autovacuum would after those writes.
-        label, second = tag_and_deploy(large, dev, pre, user)
+        if options.profile:
+            label, second = profiled(lambda: tag_and_deploy(large, dev, pre, user))
+        else:
+            label, second = tag_and_deploy(large, dev, pre, user)
         print_round(f"2. {options.modules} modules, again (steady state)", label, second)
 
         label, small_steps = tag_and_deploy(small, dev, qa, user)

@@ -9,7 +9,7 @@ modules). No reader ever sees half of it.
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from lifecycle.delivery import revisions
@@ -75,6 +75,44 @@ def deploy_item(deployment, application, tag, *, tagged) -> DeploymentItem:
     )
 
 
+# Rows per UPDATE … FROM (VALUES …): two parameters a row, far below PostgreSQL's 65,535 per statement.
+_VALUES_BATCH = 5000
+
+
+def _update_versions(rows: list[tuple[int, int]], now, user) -> None:
+    """Write each (pk, version id) row's new version, and the time and user shared by all of them.
+
+    On PostgreSQL one `UPDATE … FROM (VALUES …)` per batch: bulk_update's 500-branch `CASE` was about
+    40% of the switch of a 500-module tag (issue 11). SQLite keeps bulk_update, which is fast there.
+    """
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        CurrentVersion.objects.bulk_update(
+            [CurrentVersion(pk=pk, version_id=version_id) for pk, version_id in rows],
+            ["version"],
+            batch_size=500,
+        )
+        CurrentVersion.objects.filter(pk__in=[pk for pk, _ in rows]).update(changed_at=now, changed_by=user)
+        return
+    table = CurrentVersion._meta.db_table
+    user_id = user.pk if user is not None else None
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _VALUES_BATCH):
+            batch = rows[start : start + _VALUES_BATCH]
+            # The casts type the VALUES columns: untyped parameters would be text, and `c.id = text` fails.
+            values = ", ".join(["(%s::bigint, %s::bigint)"] * len(batch))
+            params = [now, user_id]
+            for pk, version_id in batch:
+                params += [pk, version_id]
+            # The table is the model's and every value is a parameter.
+            sql = (
+                f"UPDATE {table} AS c SET version_id = v.version_id, changed_at = %s, changed_by_id = %s "  # noqa: S608
+                f"FROM (VALUES {values}) AS v(id, version_id) WHERE c.id = v.id"
+            )
+            cursor.execute(sql, params)
+
+
 def deploy_tag(tag, environment, *, user=None, comment: str = "", deployment=None) -> int:
     """Make every module of `tag` current in `environment`; return how many modules changed.
 
@@ -83,22 +121,23 @@ def deploy_tag(tag, environment, *, user=None, comment: str = "", deployment=Non
     now = timezone.now()
     with transaction.atomic():
         members = dict(TagMember.objects.filter(tag=tag).values_list("module_id", "version_id"))
+        # (pk, version) pairs, not model instances: building 500 of them was a measurable part of the switch.
         existing = {
-            row.module_id: row
-            for row in CurrentVersion.objects.select_for_update().filter(
-                environment=environment, module_id__in=members
-            )
+            module_id: (pk, current_id)
+            for pk, module_id, current_id in CurrentVersion.objects.select_for_update()
+            .filter(environment=environment, module_id__in=members)
+            .values_list("pk", "module_id", "version_id")
         }
         to_update, to_create, changes = [], [], []
         for module_id, version_id in members.items():
-            row = existing.get(module_id)
-            if row is not None and row.version_id == version_id:
+            pk, current_id = existing.get(module_id, (None, None))
+            if pk is not None and current_id == version_id:
                 continue
             changes.append(
                 ModuleChange(
                     environment=environment,
                     module_id=module_id,
-                    previous_version_id=row.version_id if row else None,
+                    previous_version_id=current_id,
                     version_id=version_id,
                     kind=ModuleChange.Kind.DEPLOY,
                     user=user,
@@ -107,7 +146,7 @@ def deploy_tag(tag, environment, *, user=None, comment: str = "", deployment=Non
                     deployment=deployment,
                 )
             )
-            if row is None:
+            if pk is None:
                 to_create.append(
                     CurrentVersion(
                         environment=environment,
@@ -118,13 +157,8 @@ def deploy_tag(tag, environment, *, user=None, comment: str = "", deployment=Non
                     )
                 )
             else:
-                row.version_id, row.changed_at, row.changed_by = version_id, now, user
-                to_update.append(row)
-        # Only the versions differ row by row; the time and user are the same for all of them.
-        CurrentVersion.objects.bulk_update(to_update, ["version"], batch_size=500)
-        CurrentVersion.objects.filter(pk__in=[row.pk for row in to_update]).update(
-            changed_at=now, changed_by=user
-        )
+                to_update.append((pk, version_id))
+        _update_versions(to_update, now, user)
         CurrentVersion.objects.bulk_create(to_create, batch_size=500)
         ModuleChange.objects.bulk_create(changes, batch_size=500)
         EnvironmentTag.objects.update_or_create(

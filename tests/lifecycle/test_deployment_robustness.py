@@ -35,6 +35,7 @@ from lifecycle.models import (
     ModuleChange,
     TagMember,
 )
+from lifecycle.tagging import tag_environment
 from tests.factories import publish_files, released_application
 
 pytestmark = pytest.mark.django_db
@@ -464,3 +465,26 @@ def test_a_publish_waiting_on_a_deployment_or_the_reverse_is_never_lost(
     published = outcomes["publish"]
     assert not isinstance(published, str), outcomes
     assert_publish_kept(outcomes["deploy"], deployment, shop, core, web, published, qa, dev, before_in_qa)
+
+
+def test_a_switch_larger_than_one_batch_updates_every_row(environments, release_manager, monkeypatch):
+    # On PostgreSQL the rows change in UPDATE … FROM (VALUES …) batches: 5 modules in batches of 2
+    # take three, and each row gets its own version, the switch's time and its user.
+    monkeypatch.setattr(switching, "_VALUES_BATCH", 2)
+    names = ("A", "B", "C", "D", "E")
+    application, modules = changed_in_development("Batched", environments, module_names=names)
+    dev, qa = environments[0], environments[1]
+    tag = tag_environment(application, dev, "0.4")
+    assert switching.deploy_tag(tag, qa, user=release_manager) == 5
+    expected = dict(TagMember.objects.filter(tag=tag).values_list("module_id", "version_id"))
+    rows = CurrentVersion.objects.filter(environment=qa, module__application=application)
+    assert {row.module_id: row.version_id for row in rows} == expected
+    assert {(row.changed_by_id, row.changed_at) for row in rows} == {
+        (
+            release_manager.pk,
+            ModuleChange.objects.filter(environment=qa, version_id__in=expected.values()).first().at,
+        )
+    }
+    # The other environments kept 0.3.
+    untouched = CurrentVersion.objects.filter(environment=environments[2], module__application=application)
+    assert not set(untouched.values_list("version_id", flat=True)) & set(expected.values())
