@@ -148,12 +148,13 @@ def _merge_file(path: str, b: str | None, t: str | None, s: str | None, read) ->
         if b is None:
             return FileMerge(path, "add", b, t, s)
         return FileMerge(path, "delete-conflict", b, t, s, deleted_in="target")
-    contents = {digest: read(digest) for digest in {b, t, s} if digest is not None}
-    texts = [decode_text(contents[digest]) if digest is not None else "" for digest in (b, t, s)]
-    if any(text is None for text in texts):
+    texts = {digest: decode_text(read(digest)) for digest in {b, t, s} if digest is not None}
+    if None in texts.values():
         return FileMerge(path, "binary" if t == b else "binary-conflict", b, t, s)
-    base_lines, target_lines, source_lines = (split_lines(text) for text in texts)
-    return FileMerge(path, "text", b, t, s, regions=tuple(merge_text(base_lines, target_lines, source_lines)))
+    # Each content decoded and split once: when only the source changed the file, base and target are one.
+    lines = {digest: split_lines(text) for digest, text in texts.items()}
+    lines[None] = []  # no base: both added the file
+    return FileMerge(path, "text", b, t, s, regions=tuple(merge_text(lines[b], lines[t], lines[s])))
 
 
 def apply(tree_merge: TreeMerge, selection: Selection | None = None) -> MergedTree:
