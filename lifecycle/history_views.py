@@ -27,6 +27,7 @@ from lifecycle.models import (
     DeploymentItem,
     Environment,
 )
+from lifecycle.request_values import parse_id
 
 PER_PAGE = 50
 APPLICATION_HISTORY_LENGTH = 10
@@ -203,7 +204,7 @@ def deployment_list(request: HtmxHttpRequest):
 # One deployment and its live log.
 
 
-def _deployment_context(request, deployment_id: int, **extra) -> dict:
+def _deployment_context(request, deployment_id: int, log_after: int = 0, **extra) -> dict:
     # A deployment whose worker stopped, or whose delivery is overdue, ends here rather than
     # showing "running" until someone starts another one (lifecycle/deploying/leases.py).
     leases.sweep(deployment_id=deployment_id)
@@ -215,7 +216,6 @@ def _deployment_context(request, deployment_id: int, **extra) -> dict:
                     "application__name"
                 ),
             ),
-            "log_lines",
         ),
         pk=deployment_id,
     )
@@ -233,7 +233,10 @@ def _deployment_context(request, deployment_id: int, **extra) -> dict:
     return {
         "deployment": deployment,
         "items": items,
-        "log_lines": deployment.log_lines.all(),
+        # A poll of a running deployment reads only the lines after the last one it shows.
+        "log_after": log_after,
+        # The poll that sees it over gets the whole log: it replaces the section.
+        "log_lines": deployment.log_lines.filter(pk__gt=log_after if deployment.is_running else 0),
         # A plan is seen only by those who see both its environments (lifecycle.deploying.plans).
         "plan_shown": deployment.plan is not None and plans.can_see(request.user, deployment.plan),
         "findings": [
@@ -249,6 +252,12 @@ def _deployment_context(request, deployment_id: int, **extra) -> dict:
 
 def _render_deployment(request, context, status=200):
     template = page_or_partial(request, "lifecycle/deployment.html", "log")
+    polling = template.endswith("#log") and "log_after" in request.GET
+    if status == 200 and polling and context["deployment"].is_running:
+        # A poll while it runs: only the new lines, appended out of band; the log itself stays.
+        response = render(request, "lifecycle/deployment.html#log_more", context)
+        response["HX-Reswap"] = "none"
+        return response
     if status == 200 and template.endswith("#log") and not context["deployment"].is_running:
         # The poll that sees the deployment over gets its final state and stops polling.
         return HttpResponseStopPolling(render_to_string(template, context, request))
@@ -258,7 +267,9 @@ def _render_deployment(request, context, status=200):
 @login_required
 @require_GET
 def deployment_detail(request: HtmxHttpRequest, deployment_id: int):
-    return _render_deployment(request, _deployment_context(request, deployment_id))
+    # The id of the last log line the page shows (static/js/stageboard.js adds it to each poll).
+    log_after = (parse_id(request.GET.get("log_after")) or 0) if request.htmx else 0
+    return _render_deployment(request, _deployment_context(request, deployment_id, log_after=log_after))
 
 
 @login_required

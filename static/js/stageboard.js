@@ -113,6 +113,13 @@
     event.detail.parameters["revision"] = shown ? shown.dataset.revision : "";
     event.detail.parameters["parts"] = parts.join(",");
   });
+  // A running deployment's log ([data-log]) asks only for the lines after the last one it shows.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || !elt.hasAttribute || !elt.hasAttribute("data-log") || event.detail.verb !== "get") return;
+    var lines = elt.querySelectorAll("[data-line]");
+    event.detail.parameters["log_after"] = lines.length ? lines[lines.length - 1].dataset.line : "0";
+  });
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
     if (document.hidden && elt && elt.hasAttribute && elt.hasAttribute("data-poll")) {
