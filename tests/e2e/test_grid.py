@@ -2,7 +2,7 @@ import re
 
 from playwright.sync_api import expect
 
-from lifecycle.models import AccessLevel
+from lifecycle.models import AccessLevel, Application
 from tests.e2e.conftest import log_in, screenshot
 from tests.factories import make_environments, make_user, publish_files, released_application
 
@@ -92,9 +92,12 @@ def test_it_opens_a_deploy_dialog_from_every_arrow_in_turn(page, transactional_d
     open_arrow(page, "Shop", "Pre-Production", "Production")
     screenshot(page, "grid-after-three-dialogs")
 
-    # After the grid's own refresh, its new arrows open the dialog too.
-    page.evaluate("document.getElementById('grid').dataset.old = 'yes'")
-    expect(page.locator("#grid[data-old]")).to_have_count(0)
+    # After the grid's own refresh swapped a changed row, that row's new arrows open the dialog too.
+    page.evaluate("document.querySelector('tr[data-application=Stock]').dataset.old = 'yes'")
+    stock = Application.objects.get(name="Stock").modules.get()
+    publish_files(stock, environments[1], {"main.py": "Stock, tried in QA"})  # QA shows 0.3+ now
+    expect(page.locator("tr[data-application=Stock]")).to_have_count(1)
+    expect(page.locator("tr[data-application=Stock][data-old]")).to_have_count(0)
     open_arrow(page, "Stock", "Development", "Quality Assurance")
 
 
