@@ -36,7 +36,8 @@ def finished_with_errors(user):
 def polls_of(page, deployment, count):
     """Wait for `count` polls of the log (each swaps the status, the actions and the log)."""
     for _ in range(count):
-        with page.expect_response(re.compile(rf"/deployments/{deployment.pk}/$")):
+        # A poll asks for the lines after the last one shown (?log_after=…).
+        with page.expect_response(re.compile(rf"/deployments/{deployment.pk}/(\?log_after=\d+)?$")):
             pass
 
 
