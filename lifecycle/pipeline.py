@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
-from lifecycle import hooks
+from django.urls import get_script_prefix, reverse
+
+from lifecycle import grid_cells, hooks
 from lifecycle.delivery.live import AgentStatus, LiveCell, live_states
 from lifecycle.models import CurrentVersion, EnvironmentTag, TagMember
 
@@ -60,6 +62,33 @@ class Cell:
     def is_empty(self) -> bool:
         return not self.modules and self.tag_number is None
 
+    # What the grid shows (lifecycle/grid_cells.py writes it, escaped): read once, when the row is
+    # written, after attach_live_states and _show_tags_of_equal_contents, hence not cached.
+
+    @property
+    def shows_live(self) -> bool:
+        return self.live is not None and self.live.delivers and not self.is_empty
+
+    @property
+    def css(self) -> str:
+        return "cell" + (" hotfix" if self.open_hotfix else "") + (" empty" if self.is_empty else "")
+
+    @property
+    def changed_text(self) -> str:
+        """'2 modules changed' under a cell with a `+`, else empty."""
+        if not self.has_plus:
+            return ""
+        count = self.differing
+        return f"{count} module{'' if count == 1 else 's'} changed"
+
+    def title(self, application_name: str) -> str:
+        text = f"{application_name} in {self.environment.name}: {self.label}"
+        if self.open_hotfix:
+            text += " (open hotfix)"
+        if self.shows_live:
+            text += f"; {self.live.label}"
+        return text
+
 
 def _differing(left: dict[int, str], right: dict[int, str]) -> set[int]:
     if left == right:  # Most cells run exactly their tag: one comparison in C.
@@ -87,6 +116,20 @@ class Gap:
         """Whether Tag & Deploy is offered: the contents differ and the source has modules to deploy."""
         return self.differs and bool(self.source.modules)
 
+    def arrow(self, application) -> dict[str, str] | None:
+        """The grid's deploy arrow between the two cells (its link and words), or None when not offered."""
+        if not self.deployable:
+            return None
+        source, target = self.source.environment, self.target.environment
+        count = self.differing
+        differ = f"{count} module{' differs' if count == 1 else 's differ'}"
+        return {
+            "url": f"{_url_format('lifecycle:deploy', get_script_prefix(), takes_id=False)}"
+            f"?source={source.pk}&target={target.pk}&application={application.pk}",
+            "title": f"{differ} between {source.name} and {target.name}: deploy",
+            "text": f"Deploy {application.name} from {source.name} to {target.name} ({differ})",
+        }
+
 
 @dataclass
 class Row:
@@ -108,6 +151,29 @@ class Row:
             yield "cell", cell
             if index < len(self.gaps):
                 yield "gap", self.gaps[index]
+
+    @cached_property
+    def url(self) -> str:
+        return _url_format("lifecycle:application", get_script_prefix()).format(self.application.pk)
+
+    @cached_property
+    def cells_html(self):
+        """The row's cells and gaps as HTML (lifecycle/grid_cells.py); after attach_live_states."""
+        return grid_cells.cells_html(self)
+
+
+_PLACEHOLDER = 2**31 - 7  # an id no URL pattern refuses, replaced by each row's own
+
+
+@lru_cache(maxsize=32)
+def _url_format(name: str, script_prefix: str, takes_id: bool = True) -> str:
+    """The URL named `name`, reversed once per script prefix; with `{}` for the id if it takes one.
+
+    Reversing a URL per row and cell was a third of the grid's time; formatting a string is not.
+    """
+    if not takes_id:
+        return reverse(name)
+    return reverse(name, args=[_PLACEHOLDER]).replace(str(_PLACEHOLDER), "{}")
 
 
 def build_rows(applications, environments) -> list[Row]:

@@ -54,7 +54,9 @@ def unchanged(request) -> bool:
 
 
 def no_content() -> HttpResponse:
-    return HttpResponse(status=204)
+    response = HttpResponse(status=204)
+    del response["Content-Type"]  # Nothing to type: a few bytes less on every idle tab's poll.
+    return response
 
 
 def _digest(markup: str) -> str:

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -56,16 +57,25 @@ def pipeline(request: HtmxHttpRequest):
     applications = Application.objects.all()
     if query:
         applications = applications.filter(name__icontains=query)
-    rows = build_rows(applications, environments)
-    if show == "differences":
-        rows = [row for row in rows if row.has_differences]
-    elif show == "hotfixes":
-        rows = [row for row in rows if row.has_open_hotfix]
+    # One page of GRID_PAGE_SIZE applications. Without a filter only that page's rows are built;
+    # a filter needs every row's state to know which rows it keeps, then pages those.
+    if show:
+        rows = build_rows(applications, environments)
+        if show == "differences":
+            rows = [row for row in rows if row.has_differences]
+        elif show == "hotfixes":
+            rows = [row for row in rows if row.has_open_hotfix]
+        page = Paginator(rows, settings.GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+        rows = list(page.object_list)
+    else:
+        page = Paginator(list(applications), settings.GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+        rows = build_rows(page.object_list, environments)
     agents = attach_live_states(rows, environments)
     context = {
         "environments": environments,
         "heads": [(environment, agents.get(environment.pk)) for environment in environments],
         "rows": rows,
+        "page": page,
         "query": query,
         "show": show,
         "filters": GRID_FILTERS,

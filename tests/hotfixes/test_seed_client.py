@@ -24,7 +24,7 @@ FIX = "        subtotal += line.unit_price * line.quantity\n"
 
 def cells(client, application="eCommerce"):
     html = client.get(reverse("lifecycle:pipeline")).content.decode()
-    row = re.search(rf'<tr data-application="{application}">(.*?)</tr>', html, re.S).group(1)
+    row = re.search(rf'<tr data-application="{application}"[^>]*>(.*?)</tr>', html, re.S).group(1)
     return re.findall(
         r'<td class="(cell[^"]*)" data-environment="([^"]+)".*?<span class="version">([^<]+)</span>',
         row,
