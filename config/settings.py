@@ -119,6 +119,14 @@ if DATABASES["default"].get("ENGINE") not in {"django.db.backends.sqlite3", "dja
         "or sqlite:///path/to/file.sqlite3"
     )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Connections stay open between requests (docs/deployment.md): a new PostgreSQL backend per request cost
+# more CPU than the request itself (bench/agents.py). `?conn_max_age=N` in DATABASE_URL wins; 0 closes
+# each connection after its request. The health check replaces one that broke while idle.
+if "CONN_MAX_AGE" not in DATABASES["default"]:
+    DATABASES["default"]["CONN_MAX_AGE"] = _read("CONN_MAX_AGE", env.int, 60)
+if DATABASES["default"]["CONN_MAX_AGE"] is not None and DATABASES["default"]["CONN_MAX_AGE"] < 0:
+    raise ImproperlyConfigured("The environment variable CONN_MAX_AGE is malformed: use 0 or more seconds")
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = _strict_bool("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serves one machine (docs/deployment.md). Concurrent requests must queue, never fail with
     # "database is locked": a transaction that read and then writes while another writes gets that at

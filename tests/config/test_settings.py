@@ -29,6 +29,8 @@ def manage(*args, **overrides):
             "ALLOWED_HOSTS",
             "GRID_REFRESH_SECONDS",
             "DATABASE_URL",
+            "CONN_MAX_AGE",
+            "CONN_HEALTH_CHECKS",
             # Set by the browser tests for Playwright's event loop; never in production.
             "DJANGO_ALLOW_ASYNC_UNSAFE",
         }
@@ -68,9 +70,35 @@ def test_it_starts_without_a_secret_key_in_debug():
         ("DATABASE_URL", "nonsense://"),
         ("GRID_REFRESH_SECONDS", "soon"),
         ("HTTPS", "sure"),
+        ("CONN_MAX_AGE", "long"),
+        ("CONN_MAX_AGE", "-5"),
+        ("CONN_HEALTH_CHECKS", "often"),
     ],
 )
 def test_it_names_a_malformed_variable(name, value):
     result = manage("check", **{**PRODUCTION, name: value})
     assert result.returncode != 0
     assert f"environment variable {name} is malformed" in result.stderr
+
+
+CONNECTION = (
+    "from django.db import connection as c; "
+    "print(c.settings_dict['CONN_MAX_AGE'], c.settings_dict['CONN_HEALTH_CHECKS'])"
+)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({}, "60 True"),  # Kept open by default, and checked before reuse.
+        ({"CONN_MAX_AGE": "0", "CONN_HEALTH_CHECKS": "false"}, "0 False"),
+        (
+            {"DATABASE_URL": "postgres://u@db.internal:5432/s?conn_max_age=300", "CONN_MAX_AGE": "5"},
+            "300 True",
+        ),
+    ],
+)
+def test_database_connections_stay_open_unless_configured_otherwise(overrides, expected):
+    result = manage("shell", "-c", CONNECTION, **{**PRODUCTION, **overrides})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == expected

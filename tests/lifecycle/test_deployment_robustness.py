@@ -485,6 +485,19 @@ def test_a_switch_larger_than_one_batch_updates_every_row(environments, release_
             ModuleChange.objects.filter(environment=qa, version_id__in=expected.values()).first().at,
         )
     }
+    # Each change is recorded with the version it replaced (PostgreSQL inserts them from arrays).
+    before = dict(
+        TagMember.objects.filter(tag__number="0.3", tag__application=application).values_list(
+            "module_id", "version_id"
+        )
+    )
+    changes = ModuleChange.objects.filter(environment=qa, version_id__in=expected.values())
+    assert sorted(
+        changes.values_list("module_id", "previous_version_id", "version_id", "kind", "user", "comment")
+    ) == sorted(
+        (module_id, before[module_id], version_id, "deploy", release_manager.pk, "Deployed 0.4")
+        for module_id, version_id in expected.items()
+    )
     # The other environments kept 0.3.
     untouched = CurrentVersion.objects.filter(environment=environments[2], module__application=application)
     assert not set(untouched.values_list("version_id", flat=True)) & set(expected.values())
