@@ -31,7 +31,7 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/stageboard_bench_refr
 def shown(html: str) -> dict[str, str]:
     """What the page's script sends: the revision shown and each part's id and hash, in order."""
     token = re.search(r'data-revision="([^"]*)"', html).group(1)
-    parts = re.findall(r'<(?:thead|tr)[^>]* id="((?:grid-head|row-\d+))"[^>]* data-hash="([0-9a-f]+)"', html)
+    parts = re.findall(r'<(?:thead|tr|nav)[^>]* id="([\w-]+)"[^>]* data-hash="([0-9a-f]+)"', html)
     return {"revision": token, "parts": ",".join(f"{part}:{digest}" for part, digest in parts)}
 
 

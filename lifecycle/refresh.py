@@ -28,7 +28,9 @@ from django.http import HttpResponse
 from lifecycle import revision
 
 # A refreshable part: the grid's head, or one application's row. Neither holds another one.
-PART = re.compile(r'<(thead|tr)(?=[^>]*\sid="(grid-head|row-\d+)")([^>]*>.*?</\1>)', re.S)
+# On an application's page: its deploy links, the head of its modules table and each module's row.
+PART_IDS = r"grid-head|row-\d+|deploy-links|modules-head|module-\d+"
+PART = re.compile(rf'<(thead|tr|nav)(?=[^>]*\sid="({PART_IDS})")([^>]*>.*?</\1>)', re.S)
 HASH = re.compile(r' data-hash="([0-9a-f]*)"')
 TOKEN_FIELD = "revision"
 PARTS_FIELD = "parts"
@@ -94,12 +96,16 @@ def sent_parts(request) -> list[tuple[str, str]]:
     return pairs
 
 
-def changed_parts(request, response: HttpResponse, target: str) -> HttpResponse:
+def changed_parts(request, response: HttpResponse, target: str | None) -> HttpResponse:
     """Turn a rendered, stamped fragment into the answer to a refresh that found a new token."""
     html = response.content.decode()
     shown = sent_parts(request)
     now = parts(html)
     if [part_id for part_id, _ in shown] != [part_id for part_id, _, _ in now]:
+        if target is None:  # A whole page (an application's): load it again.
+            answer = HttpResponse(status=200)
+            answer["HX-Refresh"] = "true"
+            return answer
         response["HX-Retarget"] = target
         response["HX-Reswap"] = "outerHTML"
         return response

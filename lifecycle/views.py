@@ -93,8 +93,12 @@ def pipeline(request: HtmxHttpRequest):
 
 
 @login_required
-@require_GET
+@require_http_methods(["GET", "POST"])
 def application_detail(request: HtmxHttpRequest, application_id: int):
+    # POST is the page's refresh, as the grid's (lifecycle/refresh.py).
+    if request.method == "POST" and refresh.unchanged(request):
+        return refresh.no_content()
+    pipeline_revision = revision.current()
     application = get_object_or_404(Application, pk=application_id)
     environments = _environments_or_403(request.user)
     row = build_rows([application], environments)[0]
@@ -132,7 +136,13 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
         "sections": hooks.application_sections(request, application, environments),
     }
     context.update(application_history_context(application, environments, request.user))
-    return render(request, "lifecycle/application.html", context)
+    context["revision"] = refresh.token(pipeline_revision, environments)
+    context["refresh_seconds"] = settings.GRID_REFRESH_SECONDS
+    response = render(request, "lifecycle/application.html", context)
+    response.content = refresh.stamp(response.content.decode())
+    if request.method == "POST":
+        return refresh.changed_parts(request, response, None)
+    return response
 
 
 # Modules: browse, download, edit and publish.

@@ -17,7 +17,7 @@ URL = reverse("lifecycle:pipeline")
 def shown(html):
     """What a tab sends on refresh: the revision it shows and each part's id and hash, in order."""
     token = re.search(r'data-revision="([^"]*)"', html).group(1)
-    parts = re.findall(r'<(?:thead|tr)[^>]* id="((?:grid-head|row-\d+))"[^>]* data-hash="([0-9a-f]+)"', html)
+    parts = re.findall(r'<(?:thead|tr|nav)[^>]* id="([\w-]+)"[^>]* data-hash="([0-9a-f]+)"', html)
     return {"revision": token, "parts": ",".join(f"{part}:{digest}" for part, digest in parts)}
 
 
@@ -166,3 +166,46 @@ def test_the_revision_survives_a_missing_row(environments):
     assert revision.current() == 1
     revision.bump()
     assert revision.current() == 2
+
+
+def app_url(application):
+    return reverse("lifecycle:application", args=[application.pk])
+
+
+def test_an_unchanged_application_page_is_answered_204(
+    client, viewer, two_applications, django_assert_max_num_queries
+):
+    (shop, _, _), _ = two_applications
+    client.force_login(viewer)
+    sent = shown(client.get(app_url(shop)).content.decode())
+    assert "module-" in sent["parts"] and "deploy-links" in sent["parts"]
+    with django_assert_max_num_queries(3):
+        response = client.post(app_url(shop), sent, headers={"HX-Request": "true"})
+    assert response.status_code == 204 and response.content == b""
+
+
+def test_a_change_sends_back_only_the_changed_module_row_of_the_application_page(
+    client, viewer, environments
+):
+    shop, (cart, catalog), _ = released_application("Shop", environments, module_names=("Cart", "Catalog"))
+    client.force_login(viewer)
+    page = client.get(app_url(shop)).content.decode()
+    sent = shown(page)
+    publish_files(cart, environments[0], {"main.py": "new cart"})
+    answer = client.post(app_url(shop), sent, headers={"HX-Request": "true"}).content.decode()
+    assert f'id="module-{cart.pk}"' in answer
+    assert f'id="module-{catalog.pk}"' not in answer
+    assert "<h1>" not in answer  # Not the page: its changed parts.
+    updated = apply(page, answer)
+    assert client.post(app_url(shop), shown(updated), headers={"HX-Request": "true"}).status_code == 204
+
+
+def test_a_new_module_reloads_the_application_page(client, viewer, environments):
+    from lifecycle.models import Module
+
+    shop, _, _ = released_application("Shop", environments)
+    client.force_login(viewer)
+    sent = shown(client.get(app_url(shop)).content.decode())
+    Module.objects.create(application=shop, name="Extra")
+    response = client.post(app_url(shop), sent, headers={"HX-Request": "true"})
+    assert response["HX-Refresh"] == "true"
