@@ -1,6 +1,6 @@
 """Tagging an application's state in an environment as a new application version."""
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from lifecycle import audit
@@ -37,6 +37,27 @@ def parse_new_number(application, text: str) -> VersionNumber:
     return number
 
 
+def _add_members(tag, current: list[tuple[int, int]]) -> None:
+    """The tag's (module, version) pairs. On PostgreSQL one INSERT from two arrays: preparing every
+    field of 500 TagMember instances for bulk_create was a measurable part of Tag & Deploy."""
+    if connection.vendor != "postgresql":
+        TagMember.objects.bulk_create(
+            [
+                TagMember(tag=tag, module_id=module_id, version_id=version_id)
+                for module_id, version_id in current
+            ]
+        )
+        return
+    modules, versions = (list(column) for column in zip(*current, strict=True))
+    sql = (
+        f"INSERT INTO {TagMember._meta.db_table} (tag_id, module_id, version_id) "  # noqa: S608
+        "SELECT %s::bigint, u.module_id, u.version_id "
+        "FROM UNNEST(%s::bigint[], %s::bigint[]) AS u(module_id, version_id)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [tag.pk, modules, versions])
+
+
 def tag_environment(application, environment, text: str, *, user=None, notes: str = "") -> ApplicationTag:
     """Tag the modules currently running in `environment` as application version `text`."""
     number = parse_new_number(application, text)
@@ -63,12 +84,7 @@ def tag_environment(application, environment, text: str, *, user=None, notes: st
         except IntegrityError:
             # Someone tagged the same number between our check and our insert.
             raise TagError(f"{number} was just taken in {application.name}; choose another number.") from None
-        TagMember.objects.bulk_create(
-            [
-                TagMember(tag=tag, module_id=module_id, version_id=version_id)
-                for module_id, version_id in current
-            ]
-        )
+        _add_members(tag, current)
         EnvironmentTag.objects.update_or_create(
             environment=environment,
             application=application,
