@@ -1,18 +1,19 @@
-"""Load test of the console under gunicorn on PostgreSQL, with deployments running meanwhile.
+"""Load test of the console under gunicorn on PostgreSQL, driven by locust (bench/locustfile.py).
 
 Builds the large data set of bench/grid.py (APPS applications x 4 environments x
-MODULES modules) in a database of its own, starts gunicorn on a free port of
-127.0.0.1, logs in once through the login form and drives the pipeline grid (the
-full page and its htmx self-refresh fragment), the application page and the
-compare dialog with CONNECTIONS concurrent keep-alive clients for DURATION
-seconds. Meanwhile a thread of its own performs real Tag & Deploy runs
-Development -> Test through the deploy dialog, every DEPLOY_EVERY seconds, and
-follows each deployment's log until it has ended. It prints the requests/s,
-p50/p99/max latency and errors per kind of page, and exits 1 on any error.
+MODULES modules) in a database of its own, makes agent tokens for Acceptance and
+Production, starts gunicorn and one db_worker on a free port of 127.0.0.1, logs in
+once through the login form, then runs `locust --headless --run-time … --csv …`
+against that server only: CLIENTS active clients over the grid, its refresh, the
+application page and the compare dialog; TABS idle grid tabs that only refresh;
+AGENTS agents polling their state; a Tag & Deploy Development -> Test every
+DEPLOY_EVERY seconds. It prints p50/p99 and failures per kind of request from
+locust's CSV stats, checks the deployments in the database and the server's log,
+and exits 1 on any error.
 
-    .venv/bin/python bench/load.py                               # 500 apps, 30 s, 12 connections
-    .venv/bin/python bench/load.py --duration 60 --connections 16
-    .venv/bin/python bench/load.py --workers 2 --threads 2       # the gunicorn configuration
+    .venv/bin/pip install -r bench/requirements.txt              # locust, once
+    .venv/bin/python bench/load.py                               # 500 apps, 10 s warm-up + 60 s
+    .venv/bin/python bench/load.py --tabs 0 --agents 0           # the old mix alone
     .venv/bin/python bench/load.py --apps 50 --duration 10       # a quick check
 
 Every request goes to 127.0.0.1 only; the run is bounded in time and stops by
@@ -22,8 +23,10 @@ itself. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import csv
 import html
 import http.client
+import json
 import math
 import os
 import random
@@ -57,20 +60,6 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # the only address this script ever sends a request to
 USERNAME, PASSWORD = "load", "load-bench-password"
 SECRET_KEY = "load-bench-secret-key-not-for-production-0123456789"
-
-KINDS = {  # kind -> label in the report
-    "grid": "grid      GET /",
-    "fragment": "fragment  GET / (HX-Request)",
-    "app": "app page  GET /applications/<id>/",
-    "compare": "compare   GET /compare/?… (HX-Request)",
-}
-COUNTERS_LOCK = threading.Lock()
-DEPLOY_KINDS = {
-    "dialog": "deploy dialog  GET /deploy/?… (HX)",
-    "run": "deploy run     POST /deploy/run (HX)",
-    "log": "deployment log GET /deployments/<id>/ (HX)",
-}
-
 
 # --------------------------------------------------------------------------- HTTP
 
@@ -193,83 +182,7 @@ class Plan:
     app_ids: list[int]
     app_names: dict[int, str]
     compare_pairs: list[tuple[int, int, int]]  # application, source, target that differ
-    last_app_name: str
-
-
-def expected(kind: str, plan: Plan, body: bytes, app_id: int | None) -> str:
-    """'' if the body is the page asked for, else what is wrong with it."""
-    if kind in {"grid", "fragment"}:
-        if plan.last_app_name.encode() not in body:
-            return f"no {plan.last_app_name} in the grid"
-        is_page = b"</html>" in body
-        if kind == "grid" and not is_page:
-            return "not a full page"
-        if kind == "fragment" and (is_page or b'id="grid"' not in body):
-            return "not the grid fragment"
-        return ""
-    name = plan.app_names[app_id].encode()
-    if kind == "app" and b"<h1>" + name + b"</h1>" not in body:
-        return "not the application page"
-    if kind == "compare" and (b"Compare " + name + b":" not in body or b"</html>" in body):
-        return "not the compare dialog"
-    return ""
-
-
-def load_client(
-    index: int,
-    session: Session,
-    plan: Plan,
-    kinds: list[str],
-    start_at: float,
-    stop_at: float,
-    timeout: float,
-    seed: int,
-    samples: list[Sample],
-    counters: dict,
-) -> None:
-    """A closed loop: one request after the other on one connection, rotating over `kinds`."""
-    rng = random.Random(seed * 1000 + index)
-    client = Client(session, timeout)
-    turn, warmup_errors = index, 0
-    try:
-        while (now := time.monotonic()) < stop_at:
-            kind = kinds[turn % len(kinds)]
-            turn += 1
-            headers, app_id = {}, None
-            if kind == "grid":
-                path = "/"
-            elif kind == "fragment":
-                path, headers = "/", {"HX-Request": "true", "HX-Target": "grid", "HX-Trigger": "grid"}
-            elif kind == "app":
-                app_id = rng.choice(plan.app_ids)
-                path = f"/applications/{app_id}/"
-            else:
-                app_id, source, target = rng.choice(plan.compare_pairs)
-                path = "/compare/?" + urlencode({"application": app_id, "source": source, "target": target})
-                headers = {"HX-Request": "true", "HX-Target": "dialog-body"}
-            began = time.perf_counter()
-            try:
-                status, _response, body = client.request("GET", path, headers=headers)
-            except (OSError, http.client.HTTPException) as error:
-                elapsed = (time.perf_counter() - began) * 1000
-                kind_of = "timeout" if isinstance(error, TimeoutError | socket.timeout) else "socket"
-                if now >= start_at:
-                    samples.append(Sample(kind, now, elapsed, 0, 0, f"{kind_of}: {error!r}"))
-                else:
-                    warmup_errors += 1
-                time.sleep(0.1)  # a dead server must not make this spin
-                continue
-            elapsed = (time.perf_counter() - began) * 1000
-            problem = f"HTTP {status}" if status != 200 else expected(kind, plan, body, app_id)
-            if now < start_at:  # warm-up: not measured, but an error is still an error
-                warmup_errors += bool(problem)
-                continue
-            samples.append(Sample(kind, now, elapsed, status, len(body), problem))
-    finally:
-        with COUNTERS_LOCK:
-            counters["reopened"] += client.reused_failures
-            counters["warm-up errors"] += warmup_errors
-        client.close()
+    first_app_name: str  # Application orders by Lower(name): the first row of the grid's first page
 
 
 # --------------------------------------------------------------------------- deployments
@@ -570,62 +483,6 @@ def cpu_snapshot() -> dict[int, tuple[str, float, float]]:
     return snapshot
 
 
-def cpu_by_group(before: dict, after: dict, gunicorn: set[int]) -> dict[str, float]:
-    """CPU-s spent during the window by gunicorn, this process, PostgreSQL and everything else.
-
-    Processes that ended within the window count through their parent's reaped-children time
-    (PostgreSQL's backends through the postmaster's), those that began in it with all their time.
-    """
-    groups = dict.fromkeys(["gunicorn", "client", "postgres", "others"], 0.0)
-    for pid, (name, own, children) in after.items():
-        _, own_before, children_before = before.get(pid, (name, 0.0, 0.0))
-        spent = (own - own_before) + (children - children_before)
-        if pid in gunicorn:
-            groups["gunicorn"] += spent
-        elif pid == os.getpid():
-            groups["client"] += spent
-        elif name == "postgres":
-            groups["postgres"] += spent
-        else:
-            groups["others"] += spent
-    return groups
-
-
-def connections_per_worker(port: int, workers: list[int]) -> list[int]:
-    """How many established connections to `port` each worker holds (gthread keeps a connection
-    in the worker that accepted it), from /proc/net/tcp and the workers' file descriptors."""
-    inodes = set()
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":  # 01: established
-            inodes.add(fields[9])
-    counts = []
-    for pid in workers:
-        count = 0
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                try:
-                    target = os.readlink(fd)
-                except OSError:
-                    continue
-                if target.startswith("socket:[") and target[8:-1] in inodes:
-                    count += 1
-        except OSError:
-            pass
-        counts.append(count)
-    return counts
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def machine_busy() -> tuple[float, float]:
     """(busy, total) seconds of all CPUs since boot."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -665,7 +522,7 @@ def prepare(apps: int, modules: int) -> tuple[dict, Plan, dict]:
         app_ids=sorted(names),
         app_names=names,
         compare_pairs=pairs,
-        last_app_name=max(names.values()),
+        first_app_name=min(names.values(), key=str.lower),  # on the first page
     )
     ids = {environment.name: environment.pk for environment in environments}
     deployable = [row.application.pk for row in rows if row.gaps and row.gaps[0].differs]
@@ -704,43 +561,6 @@ def check_deployments(started: list[int], source: int, target: int) -> tuple[dic
     return summary, problems
 
 
-# --------------------------------------------------------------------------- report
-
-
-def table(samples: list[Sample], kinds: dict[str, str], seconds: float | None) -> tuple[list[str], int]:
-    """Lines of the table and the number of erroneous samples."""
-    lines = [
-        f"{'':41} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'HTTP err':>8} {'bad body':>8} {'socket':>6} {'KB/resp':>8}",
-    ]
-    lines.append("-" * len(lines[0]))
-    errors = 0
-
-    def line(label: str, group: list[Sample]) -> str:
-        nonlocal errors
-        if not group:
-            return f"{label:41} {0:>8}"
-        ordered = sorted(s.ms for s in group)
-        http_errors = sum(1 for s in group if s.status and not 200 <= s.status < 400 and not s.refused)
-        socket_errors = sum(1 for s in group if s.status == 0)
-        bad = sum(1 for s in group if s.problem) - http_errors - socket_errors
-        errors += http_errors + socket_errors + bad
-        rate = f"{len(group) / seconds:>7.1f}" if seconds else f"{'':>7}"
-        answered = [s.size for s in group if s.status]
-        kilobytes = sum(answered) / len(answered) / 1024 if answered else 0
-        return (
-            f"{label:41} {len(group):>8} {rate} {_percentile(ordered, 0.5):>8.1f} "
-            f"{_percentile(ordered, 0.99):>8.1f} {ordered[-1]:>8.1f} {http_errors:>8} {bad:>8} "
-            f"{socket_errors:>6} {kilobytes:>8.1f}"
-        )
-
-    for kind, label in kinds.items():
-        lines.append(line(label, [s for s in samples if s.kind == kind]))
-    if seconds:
-        lines.append(line("all", samples))
-    return lines, errors
-
-
 def log_findings(log_path: Path) -> dict[str, list[str]]:
     """Notable lines of gunicorn's and Django's output."""
     text = log_path.read_text(errors="replace")
@@ -760,20 +580,100 @@ def log_findings(log_path: Path) -> dict[str, list[str]]:
     }
 
 
+# --------------------------------------------------------------------------- locust
+
+
+def run_locust(options, port: int, plan_path: Path, result_path: Path, csv_prefix: Path, log_path: Path):
+    """locust, headless and bounded in time, against this gunicorn only; its exit code."""
+    users = options.clients + options.tabs + options.agents + (1 if options.deploy_every else 0)
+    command = [
+        str(ROOT / ".venv/bin/locust"),
+        "-f",
+        str(ROOT / "bench/locustfile.py"),
+        "--headless",
+        "--host",
+        f"http://{HOST}:{port}",
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(users),  # all at once: each kind spreads its own start (IdleTab, AgentPoller)
+        "--run-time",
+        f"{math.ceil(options.warmup + options.duration)}s",
+        "--stop-timeout",
+        "5",
+        "--csv",
+        str(csv_prefix),
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+        "--logfile",
+        str(log_path),
+    ]
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("LOCUST_")},
+        "BENCH_PLAN": str(plan_path),
+        "BENCH_RESULT": str(result_path),
+    }
+    completed = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return completed.returncode, completed.stderr.decode(errors="replace"), command
+
+
+def report(csv_prefix: Path) -> tuple[list[str], int]:
+    """The table of locust's CSV stats (its percentiles are rounded to 2 significant digits above
+    100 ms) and the failures; the lines and the number of failed requests."""
+    with open(f"{csv_prefix}_stats.csv", newline="") as stats:
+        rows = list(csv.DictReader(stats))
+    with open(f"{csv_prefix}_failures.csv", newline="") as failures:
+        failed = list(csv.DictReader(failures))
+    header = (
+        f"{'':58} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'failed':>6} "
+        f"{'KB/resp':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    errors = 0
+    for row in rows:
+        name = "all" if row["Name"] == "Aggregated" else row["Name"]
+        count = int(row["Request Count"])
+        failures = int(row["Failure Count"])
+        if row["Name"] != "Aggregated":
+            errors += failures
+        else:
+            lines.append("-" * len(header))
+        if not count:
+            lines.append(f"{name:58} {0:>8}")
+            continue
+        lines.append(
+            f"{name:58} {count:>8} {float(row['Requests/s']):>7.1f} {row['50%']:>7} {row['99%']:>7} "
+            f"{float(row['Max Response Time']):>8.0f} {failures:>6} "
+            f"{float(row['Average Content Size']) / 1024:>8.1f}"
+        )
+    for row in failed:
+        lines.append(f"  {row['Occurrences']:>6} × {row['Method']} {row['Name']}: {row['Error']}")
+    return lines, errors
+
+
 # --------------------------------------------------------------------------- main
 
 
-def parse_mix(text: str) -> list[str]:
-    kinds = []
-    for part in text.split(","):
-        name, _, weight = part.partition("=")
-        name = name.strip()
-        if name not in KINDS or not weight.strip().isdigit():
-            raise argparse.ArgumentTypeError(f"--mix wants kind=weight,… with kinds {', '.join(KINDS)}")
-        kinds += [name] * int(weight)
-    if not kinds:
-        raise argparse.ArgumentTypeError("--mix gives every kind a weight of 0")
-    return kinds
+def prepare_agents(count: int) -> tuple[list[str], list[str]]:
+    """Acceptance and Production deliver to agents: `count` agent tokens over them, round robin.
+
+    Development and Test stay `record`, so each deployment Development -> Test ends in the worker,
+    without an agent to wait for (bench/agents.py measures deliveries with a real agent).
+    """
+    import logging
+
+    from lifecycle.delivery import agent_tokens
+    from lifecycle.models import Delivery, Environment
+
+    logging.getLogger("lifecycle").setLevel(logging.WARNING)  # one log line per token would bury the report
+    polled = list(Environment.objects.filter(name__in=["Acceptance", "Production"]).order_by("position"))
+    Environment.objects.filter(pk__in=[environment.pk for environment in polled]).update(
+        delivery=Delivery.AGENT
+    )
+    polled = list(Environment.objects.filter(pk__in=[environment.pk for environment in polled]))
+    tokens = [agent_tokens.create(polled[i % len(polled)], f"load agent {i}")[1] for i in range(count)]
+    return tokens, [environment.name for environment in polled]
 
 
 def main(argv=None) -> int:
@@ -782,23 +682,25 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--apps", type=int, default=500, help="applications (default 500)")
     parser.add_argument("--modules", type=int, default=10, help="modules per application (default 10)")
-    parser.add_argument("--duration", type=float, default=30, help="seconds of measured load (default 30)")
-    parser.add_argument("--warmup", type=float, default=5, help="seconds of load not measured (default 5)")
-    parser.add_argument("--connections", type=int, default=12, help="concurrent clients (default 12)")
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker (default 2)")
-    parser.add_argument(
-        "--mix",
-        type=parse_mix,
-        default=parse_mix("grid=1,fragment=1,app=1,compare=1"),
-        help="the kinds of page each client rotates over, with weights (default "
-        "grid=1,fragment=1,app=1,compare=1)",
-    )
+    parser.add_argument("--duration", type=float, default=60, help="seconds measured (default 60)")
+    parser.add_argument("--warmup", type=float, default=20, help="seconds of load not measured (default 20)")
+    parser.add_argument("--clients", type=int, default=16, help="active clients, closed loop (default 16)")
+    parser.add_argument("--tabs", type=int, default=100, help="idle grid tabs (default 100)")
+    parser.add_argument("--agents", type=int, default=40, help="polling agents (default 40)")
+    parser.add_argument("--agent-interval", type=float, default=5, help="seconds between polls of an agent")
     parser.add_argument(
         "--deploy-every", type=float, default=2.0, help="seconds between deployments, 0 for none (default 2)"
     )
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (default 3)")
+    parser.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker (default 2)")
     parser.add_argument(
-        "--request-timeout", type=float, default=30, help="seconds before a request counts as timed out"
+        "--conn-max-age",
+        type=int,
+        default=60,
+        help="gunicorn's DATABASE_URL gets ?conn_max_age=N, as docs/deployment.md sets it (default 60)",
+    )
+    parser.add_argument(
+        "--request-timeout", type=float, default=30, help="seconds before a request counts as failed"
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed of the URLs (default 7)")
     parser.add_argument(
@@ -806,206 +708,165 @@ def main(argv=None) -> int:
         default=DEFAULT_DATABASE_URL.replace("stageboard_bench", "stageboard_bench_load"),
         help="PostgreSQL database to use: dropped and re-created, dropped at the end (default %(default)s)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the database and the gunicorn log")
-    parser.add_argument("--access-log", action="store_true", help="also write gunicorn's access log")
-    parser.add_argument(
-        "--no-keep-alive",
-        action="store_true",
-        help="send every request on a new connection instead of keeping each client's connection open",
-    )
-    parser.add_argument(
-        "--conn-max-age",
-        type=int,
-        help="give gunicorn DATABASE_URL=…?conn_max_age=N: persistent database connections "
-        "(default: none, Django's CONN_MAX_AGE=0, a new connection per request)",
-    )
+    parser.add_argument("--keep", action="store_true", help="keep the database, the logs and the CSV files")
     options = parser.parse_args(argv)
-    if min(options.apps, options.modules, options.connections, options.workers, options.threads) < 1:
-        parser.error("--apps, --modules, --connections, --workers and --threads must be at least 1")
-    if options.duration <= 0 or options.warmup < 0 or options.deploy_every < 0:
-        parser.error("--duration must be positive, --warmup and --deploy-every not negative")
+    if min(options.apps, options.modules, options.workers, options.threads) < 1:
+        parser.error("--apps, --modules, --workers and --threads must be at least 1")
+    if min(options.clients, options.tabs, options.agents) < 0:
+        parser.error("--clients, --tabs and --agents must not be negative")
+    if options.duration <= 0 or options.warmup < 0 or options.deploy_every < 0 or options.agent_interval <= 0:
+        parser.error(
+            "--duration and --agent-interval must be positive, --warmup and --deploy-every not negative"
+        )
 
     name, maintenance = _split_database_url(options.database_url)
     _create_database(maintenance, name, replace=True)
-    log_dir = Path(tempfile.mkdtemp(prefix="stageboard-load-"))
-    log_path = log_dir / "gunicorn.log"
+    work = Path(tempfile.mkdtemp(prefix="stageboard-load-"))
+    log_path = work / "gunicorn.log"
     process = None
     errors: list[str] = []
-    completed = False  # True once the report is printed; otherwise the log is kept to look at
+    completed = False  # True once the report is printed; otherwise the logs are kept to look at
     try:
         configure_django(options.database_url)
         import django
+        from django.conf import settings
         from django.db import connection, connections
 
         started = time.perf_counter()
         size, plan, extra = prepare(options.apps, options.modules)
+        tokens, polled = prepare_agents(options.agents)
         build_seconds = time.perf_counter() - started
         with connection.cursor() as cursor:
             cursor.execute("SELECT version()")
             server = cursor.fetchone()[0].split(" on ")[0]
         connections.close_all()
         dev, test = extra["ids"]["Development"], extra["ids"]["Test"]
-        rng = random.Random(options.seed)
         deployable = list(extra["deployable"])
-        rng.shuffle(deployable)
+        random.Random(options.seed).shuffle(deployable)
 
-        load_before = Path("/proc/loadavg").read_text().split()[0]
         port = free_port()
         server_url = options.database_url
-        if options.conn_max_age is not None:
-            server_url += ("&" if "?" in server_url else "?") + f"conn_max_age={options.conn_max_age}"
-        process, command = start_gunicorn(
-            server_url, port, options.workers, options.threads, log_path, options.access_log
-        )
+        server_url += ("&" if "?" in server_url else "?") + f"conn_max_age={options.conn_max_age}"
+        process, command = start_gunicorn(server_url, port, options.workers, options.threads, log_path, False)
         boot_seconds = wait_until_answering(process, port, log_path)
         session = log_in(port, 30)
-        session.keep_alive = not options.no_keep_alive
+
+        plan_path, result_path, csv_prefix = work / "plan.json", work / "result.json", work / "locust"
+        plan_path.write_text(
+            json.dumps(
+                {
+                    "settings": {
+                        "clients": options.clients,
+                        "tabs": options.tabs,
+                        "agents": options.agents,
+                        "agent_interval": options.agent_interval,
+                        "deploy_every": options.deploy_every,
+                        "refresh_seconds": settings.GRID_REFRESH_SECONDS,
+                        "warmup": options.warmup,
+                        "request_timeout": options.request_timeout,
+                        "seed": options.seed,
+                    },
+                    "cookies": session.cookies,
+                    "app_ids": plan.app_ids,
+                    "app_names": plan.app_names,
+                    "compare_pairs": plan.compare_pairs,
+                    "first_app_name": plan.first_app_name,
+                    "deployable": deployable,
+                    "source": dev,
+                    "target": test,
+                    "agent_tokens": tokens,
+                }
+            )
+        )
+        plan_path.chmod(0o600)  # a session cookie and agent tokens
 
         print(
             f"Stageboard load test — database {name} ({server}), Django {django.get_version()}, "
-            f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+            f"Python {sys.version.split()[0]}, locust {locust_version()}, {os.cpu_count()} CPUs"
         )
-        print(f"data build {build_seconds:.1f} s (migrate included)")
+        print(f"data build {build_seconds:.1f} s (migrate and {len(tokens)} agent tokens included)")
         print("data set: " + ", ".join(f"{value:,} {key}" for key, value in size.items()))
-        print(
-            f"targets: {len(plan.app_ids)} application pages, {len(plan.compare_pairs)} differing "
-            f"(application, neighbouring environments) pairs to compare, {len(deployable)} applications "
-            "to Tag & Deploy Development → Test"
-        )
         shown = " ".join(part if " " not in part else repr(part) for part in command[1:])
         print(f"gunicorn {shown}  (up in {boot_seconds:.1f} s), DATABASE_URL={server_url}")
-        mix = ", ".join(f"{kind}×{options.mix.count(kind)}" for kind in KINDS if kind in options.mix)
         deploying = (
-            f"a deployment every {options.deploy_every:g} s" if options.deploy_every else "no deployments"
+            f"a Tag & Deploy Development → Test every {options.deploy_every:g} s"
+            if options.deploy_every
+            else "no deployments"
         )
-        connecting = "a new connection per request" if options.no_keep_alive else "keep-alive"
         print(
-            f"load: {options.connections} connections, closed loop ({connecting}), rotating over {mix}; "
-            f"{options.warmup:g} s warm-up, then {options.duration:g} s measured; {deploying}"
+            f"load: {options.clients} active clients (closed loop over grid, fragment, app page, compare), "
+            f"{options.tabs} idle grid tabs (the page's refresh every {settings.GRID_REFRESH_SECONDS} s), "
+            f"{options.agents} agents of {' and '.join(polled)} (a poll every {options.agent_interval:g} s), "
+            f"{deploying}; {options.warmup:g} s warm-up, then {options.duration:g} s measured"
         )
         sys.stdout.flush()
 
-        t0 = time.monotonic()
-        start_at, stop_at = t0 + options.warmup, t0 + options.warmup + options.duration
-        per_client: list[list[Sample]] = [[] for _ in range(options.connections)]
-        counters = {"reopened": 0, "warm-up errors": 0}
-        threads = [
-            threading.Thread(
-                target=load_client,
-                args=(
-                    i,
-                    session,
-                    plan,
-                    options.mix,
-                    start_at,
-                    stop_at,
-                    options.request_timeout,
-                    options.seed,
-                    per_client[i],
-                    counters,
-                ),
-                name=f"client-{i}",
-            )
-            for i in range(options.connections)
-        ]
-        deployer = Deployer(session, deployable, dev, test, options.deploy_every, options.request_timeout)
-        if options.deploy_every:
-            threads.append(
-                threading.Thread(target=deployer.run, args=(start_at, stop_at, stop_at + 30), name="deployer")
-            )
-        for thread in threads:
-            thread.start()
-        time.sleep(max(start_at - time.monotonic(), 0))
-        workers = worker_pids(process.pid)
-        spread = connections_per_worker(port, workers)
-        cpu_before, (busy_before, total_before) = cpu_snapshot(), machine_busy()
-        time.sleep(max(stop_at - time.monotonic(), 0))
-        cpu_after, (busy_after, total_after) = cpu_snapshot(), machine_busy()
-        workers_now = worker_pids(process.pid)
-        memory = [rss_mb(pid) for pid in workers_now]
-        for thread in threads:
-            thread.join()
-        samples = [sample for group in per_client for sample in group]
-        last_end = max((s.started + s.ms / 1000 for s in samples), default=stop_at)
-        seconds = max(stop_at, last_end) - start_at
-
-        window = stop_at - start_at
-        cpu = cpu_by_group(cpu_before, cpu_after, {process.pid, *workers})
+        load_before = Path("/proc/loadavg").read_text().split()[0]
+        (busy_before, total_before) = machine_busy()
+        returncode, stderr, locust_command = run_locust(
+            options, port, plan_path, result_path, csv_prefix, work / "locust.log"
+        )
+        (busy_after, total_after) = machine_busy()
         busy = (busy_after - busy_before) / max(total_after - total_before, 1)
+        print(f"locust {' '.join(locust_command[1:])}")
+        if not result_path.exists():
+            errors.append(f"locust ended with {returncode} and no result")
+            print(stderr[-4000:], file=sys.stderr)
+            return 1
+        result = json.loads(result_path.read_text())
 
         print()
-        lines, load_errors = table(samples, KINDS, seconds)
+        lines, failures = report(csv_prefix)
         print("\n".join(lines))
         print(
-            f"measured {seconds:.1f} s (requests sent in the {window:g} s window, until the last answer); "
-            f"connections reopened after a keep-alive close: {counters['reopened']}; "
-            f"errors during the warm-up: {counters['warm-up errors']}"
+            f"machine busy during the run: {busy * os.cpu_count():.2f} of {os.cpu_count()} cores "
+            f"(load average before it {load_before})"
         )
-        print(
-            f"connections held by each gunicorn worker after the warm-up: "
-            f"{' / '.join(str(count) for count in spread)}; their memory (RSS) at the end: "
-            f"{' / '.join(f'{megabytes:.0f}' for megabytes in memory)} MB"
-        )
-        cores = ", ".join(f"{group} {spent / window:.2f}" for group, spent in cpu.items())
-        print(
-            f"CPU during the window, in cores: machine {busy * os.cpu_count():.2f} of {os.cpu_count()} busy; "
-            f"{cores}; load average before the run {load_before}"
-        )
-        if counters["warm-up errors"]:
-            errors.append(f"{counters['warm-up errors']} requests failed during the warm-up")
-        if sorted(workers_now) != sorted(workers):
-            errors.append(f"gunicorn workers changed during the load: {workers} → {workers_now}")
-        if load_errors:
-            errors.append(f"{load_errors} load requests failed")
-            problems: dict[str, int] = {}
-            for sample in samples:
-                if sample.problem:
-                    key = f"{sample.kind}: {sample.problem}"
-                    problems[key] = problems.get(key, 0) + 1
-            for problem, count in sorted(problems.items(), key=lambda item: -item[1])[:10]:
-                print(f"  {count:>6} × {problem}")
+        if failures:
+            errors.append(f"{failures} requests failed")
+        warmup_errors = result["warm-up errors"]
+        if warmup_errors:
+            errors.append(f"{sum(warmup_errors.values())} requests failed during the warm-up")
+            for what, count in warmup_errors.items():
+                print(f"  warm-up: {count} × {what}")
+        if returncode not in (0, 1):  # 1: some request failed, counted above
+            errors.append(f"locust exited with {returncode}: {stderr[-2000:]}")
 
         if options.deploy_every:
-            print(
-                "\ndeployments Development → Test through the deploy dialog (requests not in the load above):"
-            )
-            deploy_lines, deploy_errors = table(deployer.samples, DEPLOY_KINDS, None)
-            print("\n".join(deploy_lines))
-            summary, deploy_problems = check_deployments(deployer.started, dev, test)
-            durations = summary["durations"]
+            # The last deployments may still run: wait for them, as their users would.
+            from lifecycle.models import Deployment
+
+            deadline = time.monotonic() + 30
+            while (
+                Deployment.objects.filter(
+                    pk__in=result["deployments"], status=Deployment.Status.RUNNING
+                ).exists()
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.5)
+            summary, problems = check_deployments(result["deployments"], dev, test)
             statuses = ", ".join(f"{count} {status}" for status, count in sorted(summary["statuses"].items()))
+            durations = summary["durations"]
             print(
-                f"attempts {deployer.attempts}: started {len(deployer.started)}, "
-                f"ended {len(deployer.outcomes)} "
-                f"({statuses or 'none'}); refused because a deployment into Test was running (409, "
-                f"expected, not errors): {len(deployer.refused_running)}; started late by at most "
-                f"{max(deployer.late, default=0):.1f} s"
-            )
-            if durations:
-                print(
-                    "deployment run time (started_at → finished_at): "
-                    f"median {_percentile(durations, 0.5):.0f} ms, max {durations[-1]:.0f} ms"
-                    + (
-                        "; every finished one left Test running what Development runs"
-                        if not deploy_problems
-                        else ""
-                    )
+                f"\ndeployments Development → Test: started {len(result['deployments'])}, ended "
+                f"{statuses or 'none'}; refused because one into Test was running (409, expected): "
+                f"{result['refused']}"
+                + (
+                    f"; run time median {_percentile(durations, 0.5):.0f} ms, max {durations[-1]:.0f} ms"
+                    if durations
+                    else ""
                 )
-            if deployer.ran_out:
+            )
+            if result["ran out"]:
                 print(
                     f"stopped deploying early: all {len(deployable)} applications with differences deployed"
                 )
-            for message in deployer.refused_running[:3]:
-                print(f"  refused: {message}")
-            connections.close_all()
-            problems = deployer.problems + deploy_problems
-            if deploy_errors and not problems:
-                problems.append(f"{deploy_errors} deployer requests failed")
-            if not deployer.started:
+            if not result["deployments"]:
                 problems.append("no deployment started")
             for problem in problems:
                 print(f"  ERROR: {problem}")
             errors += problems
+            connections.close_all()
 
         returncode = stop_gunicorn(process)
         process_stopped = process
@@ -1047,9 +908,18 @@ def main(argv=None) -> int:
         else:
             _drop_database(maintenance, name)
         if options.keep or errors or not completed:
-            print(f"kept the gunicorn log: {log_path}", file=sys.stderr if not completed else sys.stdout)
+            print(f"kept the logs and CSV files: {work}", file=sys.stderr if not completed else sys.stdout)
         else:
-            shutil.rmtree(log_dir, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def locust_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("locust")
+    except PackageNotFoundError:
+        sys.exit("locust is not installed: .venv/bin/pip install -r bench/requirements.txt")
 
 
 if __name__ == "__main__":
