@@ -666,6 +666,8 @@ def prepare_agents(count: int) -> tuple[list[str], list[str]]:
     from lifecycle.delivery import agent_tokens
     from lifecycle.models import Delivery, Environment
 
+    if not count:  # no agents: every environment stays `record`, as without delivery
+        return [], []
     logging.getLogger("lifecycle").setLevel(logging.WARNING)  # one log line per token would bury the report
     polled = list(Environment.objects.filter(name__in=["Acceptance", "Production"]).order_by("position"))
     Environment.objects.filter(pk__in=[environment.pk for environment in polled]).update(
@@ -796,7 +798,8 @@ def main(argv=None) -> int:
         print(
             f"load: {options.clients} active clients (closed loop over grid, fragment, app page, compare), "
             f"{options.tabs} idle grid tabs (the page's refresh every {settings.GRID_REFRESH_SECONDS} s), "
-            f"{options.agents} agents of {' and '.join(polled)} (a poll every {options.agent_interval:g} s), "
+            f"{options.agents} agents of {' and '.join(polled) or 'none'} "
+            f"(a poll every {options.agent_interval:g} s), "
             f"{deploying}; {options.warmup:g} s warm-up, then {options.duration:g} s measured"
         )
         sys.stdout.flush()
