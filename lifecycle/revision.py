@@ -1,8 +1,8 @@
 """The pipeline revision: a number that changes whenever anything the grid or an application page shows.
 
-`bump()` runs in the transaction of the change, so a refresh that reads the old number
-also reads the old rows: a page showing revision N that asks again while it is still N
-is answered 204 from this one row (lifecycle/refresh.py). Saves and deletes of the models
+`bump()` moves it when the transaction of the change commits; pages read it before their
+rows, so a page showing revision N that asks again while it is still N has seen every change
+and is answered 204 from this one row (lifecycle/refresh.py). Saves and deletes of the models
 the pages show bump it through signals (the admin included); writes that bypass signals
 (`update()`, `bulk_create`, `bulk_update`) call `bump()` themselves: environment state
 revisions (lifecycle.delivery.revisions), unblock, drift resolution, live reports that
@@ -14,7 +14,7 @@ leaves a stale page, so when unsure, bump.
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
@@ -24,7 +24,22 @@ ROW = 1
 
 
 def bump() -> None:
-    # The UPDATE takes the row's lock until the transaction commits: bumps queue, the number never goes back.
+    """Move the revision once the current transaction commits (at once outside one).
+
+    After the commit, not inside it: one row every writer locks, taken in the middle of
+    transactions that lock modules and versions in their own order, deadlocked on PostgreSQL
+    (a publish racing a merge). Pages read the revision before their rows, so a change
+    committed before its bump is shown under the old number and shown again under the new
+    one: never missed. Only a crash between the commit and the bump leaves a page stale until
+    the next change.
+    """
+    if any(entry[1] is _bump_now for entry in connection.run_on_commit):
+        return  # Once per transaction is enough.
+    transaction.on_commit(_bump_now)
+
+
+def _bump_now() -> None:
+    # Its own short transaction: the row's lock is held for one UPDATE, never across other locks.
     if not PipelineRevision.objects.filter(pk=ROW).update(value=F("value") + 1):
         # The migration creates the row; a flushed database (transactional tests) has none.
         with transaction.atomic():

@@ -658,7 +658,7 @@ from lifecycle.models.delivery import (  # noqa: E402, F401
 
 
 class PipelineRevision(models.Model):
-    """One row: a number bumped in the same transaction as every change the grid shows (lifecycle.revision).
+    """One row: a number bumped when any change the grid shows commits (lifecycle.revision).
 
     A grid or application page that shows revision N and asks again while it is still N gets 204
     with no body, read from this one row. A row, not a sequence: a sequence moves before the

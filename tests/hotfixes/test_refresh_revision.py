@@ -8,7 +8,7 @@ from lifecycle import revision
 from tests.hotfixes.test_solve import hotfix, propagated  # noqa: F401  (fixtures)
 from tests.lifecycle.test_refresh import shown
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # The revision moves when a change commits.
 GRID = reverse("lifecycle:pipeline")
 
 

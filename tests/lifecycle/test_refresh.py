@@ -10,7 +10,7 @@ from lifecycle import blocking, revision
 from lifecycle.models import AccessLevel, EnvironmentAccess, PipelineRevision
 from tests.factories import make_application, publish_files, released_application
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # The revision moves when a change commits.
 URL = reverse("lifecycle:pipeline")
 
 
