@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from io import StringIO
 from typing import Literal
 
-from patiencediff import PatienceSequenceMatcher
+from hotfixes.engine.matching import LineMatcher
 
 LineKind = Literal["context", "add", "delete"]
 
@@ -109,7 +109,7 @@ def diff_lines(old: bytes | None, new: bytes | None, context: int = 3) -> FileDi
 
 def diff_split_lines(old_lines: list[str], new_lines: list[str], context: int = 3) -> FileDiff:
     """`diff_lines` for text already split by `split_lines`."""
-    matcher = PatienceSequenceMatcher(None, old_lines, new_lines)
+    matcher = LineMatcher(None, old_lines, new_lines)
     hunks = []
     added = deleted = 0
     for group in matcher.get_grouped_opcodes(context):

@@ -7,7 +7,7 @@ made of it, and the user decides per region: take a source change or not,
 and how each conflict is resolved. Conflicts are never resolved silently.
 
 Built on merge3's sync regions (the stretches all three sides agree on) with
-patience diff, like `merge3.Merge3.merge_regions`, but each region keeps all
+patience diff (`matching`), like `merge3.Merge3.merge_regions`, but each region keeps all
 three sides, and two differences from merge3 are deliberate:
 
 - merge3 gives a region's range in one side's numbering only (base for
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from merge3 import Merge3
-from patiencediff import PatienceSequenceMatcher
+
+from hotfixes.engine.matching import LineMatcher, matching_blocks
 
 RegionKind = Literal["unchanged", "target", "source", "same", "conflict"]
 
@@ -119,12 +120,12 @@ def _sync_regions(base: Sequence[str], target: Sequence[str], source: Sequence[s
     the file, one diff of the other side does: merge3 would diff the base against itself too.
     """
     if target == base:
-        blocks = PatienceSequenceMatcher(None, base, source).get_matching_blocks()
+        blocks = matching_blocks(base, source)
         return [(i, i + n, i, i + n, j, j + n) for i, j, n in blocks]
     if source == base:
-        blocks = PatienceSequenceMatcher(None, base, target).get_matching_blocks()
+        blocks = matching_blocks(base, target)
         return [(i, i + n, j, j + n, i, i + n) for i, j, n in blocks]
-    return Merge3(base, target, source, sequence_matcher=PatienceSequenceMatcher).find_sync_regions()
+    return Merge3(base, target, source, sequence_matcher=LineMatcher).find_sync_regions()
 
 
 def resolve(

@@ -2,9 +2,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from merge3 import Merge3
-from patiencediff import PatienceSequenceMatcher
 
 from hotfixes.engine.linediff import split_lines
+from hotfixes.engine.matching import LineMatcher
 from hotfixes.engine.textmerge import _sync_regions, merge_text, resolve
 
 BASE = split_lines(
@@ -292,10 +292,10 @@ def test_overlapping_changes_are_never_dropped(case):
 @given(texts, texts)
 def test_one_sided_merges_find_the_stretches_merge3_finds(base, changed):
     # With one side equal to the base, merge_text diffs only the other side: the same as merge3.
-    merge3_regions = Merge3(base, list(base), changed, sequence_matcher=PatienceSequenceMatcher)
+    merge3_regions = Merge3(base, list(base), changed, sequence_matcher=LineMatcher)
 
     assert _sync_regions(base, list(base), changed) == merge3_regions.find_sync_regions()
-    merge3_regions = Merge3(base, changed, list(base), sequence_matcher=PatienceSequenceMatcher)
+    merge3_regions = Merge3(base, changed, list(base), sequence_matcher=LineMatcher)
     assert _sync_regions(base, changed, list(base)) == merge3_regions.find_sync_regions()
 
 
