@@ -398,8 +398,10 @@ def start_gunicorn(
         "60",
         "--graceful-timeout",
         "10",
+        "--max-requests",
+        "0",  # no worker restarts in the measured minute
         "--config",
-        "/dev/null",  # no gunicorn.conf.py from the working directory
+        str(ROOT / "gunicorn.conf.py"),  # the production settings (docs/deployment.md), flags above win
     ]
     if access_log:
         command += ["--access-logfile", "-"]
@@ -686,15 +688,23 @@ def main(argv=None) -> int:
     parser.add_argument("--modules", type=int, default=10, help="modules per application (default 10)")
     parser.add_argument("--duration", type=float, default=60, help="seconds measured (default 60)")
     parser.add_argument("--warmup", type=float, default=20, help="seconds of load not measured (default 20)")
-    parser.add_argument("--clients", type=int, default=16, help="active clients, closed loop (default 16)")
+    parser.add_argument("--clients", type=int, default=16, help="active clients (default 16)")
+    parser.add_argument(
+        "--think",
+        default="1:3",
+        help="seconds an active client waits between two requests, MIN:MAX uniformly, as a person reading "
+        "the page; 0 for a closed loop with no pause, a stress test (default 1:3)",
+    )
     parser.add_argument("--tabs", type=int, default=100, help="idle grid tabs (default 100)")
     parser.add_argument("--agents", type=int, default=40, help="polling agents (default 40)")
     parser.add_argument("--agent-interval", type=float, default=5, help="seconds between polls of an agent")
     parser.add_argument(
         "--deploy-every", type=float, default=2.0, help="seconds between deployments, 0 for none (default 2)"
     )
-    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers (default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker (default 2)")
+    parser.add_argument("--workers", type=int, default=5, help="gunicorn workers (default 5, 2 x cores + 1)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="gunicorn threads per worker (default 1: sync workers)"
+    )
     parser.add_argument(
         "--conn-max-age",
         type=int,
@@ -759,6 +769,7 @@ def main(argv=None) -> int:
                 {
                     "settings": {
                         "clients": options.clients,
+                        "think": options.think,
                         "tabs": options.tabs,
                         "agents": options.agents,
                         "agent_interval": options.agent_interval,
@@ -796,7 +807,7 @@ def main(argv=None) -> int:
             else "no deployments"
         )
         print(
-            f"load: {options.clients} active clients (closed loop over grid, fragment, app page, compare), "
+            f"load: {options.clients} active clients (think {options.think} s), "
             f"{options.tabs} idle grid tabs (the page's refresh every {settings.GRID_REFRESH_SECONDS} s), "
             f"{options.agents} agents of {' and '.join(polled) or 'none'} "
             f"(a poll every {options.agent_interval:g} s), "

@@ -33,7 +33,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import gevent
-from locust import FastHttpUser, constant, constant_pacing, events, task
+from locust import FastHttpUser, between, constant, constant_pacing, events, task
 
 PLAN = json.loads(Path(os.environ["BENCH_PLAN"]).read_text()) if os.environ.get("BENCH_PLAN") else {}
 SETTINGS = PLAN.get("settings", {})
@@ -95,7 +95,9 @@ class ActiveClient(Browser):
     """bench/load.py's mix: one request after the other, rotating over the four kinds of page."""
 
     fixed_count = int(SETTINGS.get("clients", 0))
-    wait_time = constant(0)
+    # A person reads a page before the next click (--think MIN:MAX); 0 is a closed loop, a stress test.
+    _think = [float(value) for value in str(SETTINGS.get("think", "0")).split(":")]
+    wait_time = between(_think[0], _think[-1]) if _think[-1] > 0 else constant(0)
     KINDS = ("grid", "fragment", "app", "compare")
     number = 0
 

@@ -71,6 +71,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: trims a 204's headers once every other middleware has added its own.
+    "lifecycle.refresh.NoContentMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Compresses pages (the grid 40:1) with Django's BREACH mitigation; below WhiteNoise, which serves

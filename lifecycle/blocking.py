@@ -104,7 +104,7 @@ def unblock(application, environment, user, reason: str) -> ApplicationBlock:
         )
         if not lifted:
             raise BlockError(f"{application.name} was just unblocked in {environment.name} by someone else.")
-        revision.bump()  # An update(): no signal.
+        revision.bump([application.pk])  # An update(): no signal.
         audit.record(
             AuditEvent.Action.UNBLOCK,
             user=user,

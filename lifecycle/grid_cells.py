@@ -48,6 +48,6 @@ def _cell(cell, application, name: str) -> str:
         html += f'<span class="differing">{cell.changed_text}</span>'
     if cell.shows_live:
         html += get_template("lifecycle/_live_state.html").render(
-            {"live": cell.live, "application": application, "environment": cell.environment}
+            {"live": cell.live, "application": application, "environment": cell.environment, "on_grid": True}
         )
     return html + "</td>"

@@ -272,7 +272,7 @@ def make_current(
         at=now,
         comment=comment,
     )
-    revisions.bump([environment.pk])
+    revisions.bump([environment.pk], [module.application_id])
 
 
 def publish(

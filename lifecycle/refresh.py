@@ -1,16 +1,24 @@
 """Conditional refresh of the grid: nothing when nothing changed, only the rows that did otherwise.
 
 The page shows a revision token (`token`): the pipeline revision (lifecycle.revision) read
-before anything else, plus the minute when some environment shown delivers (agents'
-"seen 2 minutes ago" and online/offline move with time alone, with no write to bump on).
-Each refreshable part of the grid (`<thead id="grid-head">`, `<tr id="row-N">`) carries
-`data-hash`, a digest of its own markup, stamped after rendering (`stamp`).
+before anything else and, when some environment shown has agents, which agents are online
+(they go offline with time alone, with no write to bump on) and the minute (the column heads say
+"seen 2 minutes ago"). Each refreshable part of the grid (`<thead id="grid-head">`,
+`<tr id="row-N">`) carries `data-hash`, a digest of its own markup, stamped after rendering
+(`stamp`).
 
 The refresh is a POST of the token shown and the hashes shown (rows, in order), to the URL of
-the page with its filters. It is answered:
-- 204, no body, when the token is still the current one: the session, the user and one row read;
-- otherwise the grid is rendered as for a full page and only its parts whose hash differs from
-  the one sent come back, as out-of-band swaps, with the new token;
+the page with its filters. It is answered (`Check`):
+- 204, no body, when the token is still the current one: the session, the user and one row read
+  (two when agents are shown);
+- when the pipeline changed since, but only some applications' rows (the revision's
+  `PipelineChange` records say which): those rows among the ones shown, and the heads, are
+  rendered again, and those whose hash differs come back as out-of-band swaps with the new token.
+  A tab costs one row's rendering per change, not its page's;
+- when anything else changed (an environment, an access, an agent going offline, an application
+  added or renamed, a page older than the records kept), or the page is filtered (a change may
+  bring a row in or take one out), the grid is rendered as for a full page and only its parts
+  whose hash differs come back;
 - the whole grid (HX-Retarget/HX-Reswap) when the rows themselves differ (an application added,
   renamed, or entering or leaving a filter), which out-of-band swaps of existing rows cannot say.
 
@@ -24,8 +32,11 @@ import re
 import time
 
 from django.http import HttpResponse
+from django.utils import timezone
 
 from lifecycle import revision
+from lifecycle.delivery.live import agents_online
+from lifecycle.models import Delivery
 
 # A refreshable part: the grid's head, or one application's row. Neither holds another one.
 # On an application's page: its deploy links, the head of its modules table and each module's row.
@@ -38,27 +49,86 @@ PARTS_FIELD = "parts"
 
 def token(value: int, environments) -> str:
     """The token of a page built at revision `value` (read before the page's other queries)."""
-    if any(environment.delivery != "record" for environment in environments):
-        return f"{value}.{_minute()}"
+    if any(environment.delivery == Delivery.AGENT for environment in environments):
+        return f"{value}.{_agents()}"
     return str(value)
 
 
-def _minute() -> int:
-    return int(time.time() // 60)
+def _agents() -> str:
+    """Which agents are online, and the minute: "<digest>.<minute>"."""
+    online = ",".join(str(pk) for pk in sorted(agents_online(timezone.now())))
+    return f"{hashlib.blake2b(online.encode(), digest_size=4).hexdigest()}.{int(time.time() // 60)}"
+
+
+class Check:
+    """What a refresh sent, against the pipeline now: read before anything else of the page."""
+
+    def __init__(self, request) -> None:
+        self.sent = request.POST.get(TOKEN_FIELD, "")
+        self.value = revision.current()
+        shown_value, with_agents, self.sent_agents = self.sent.partition(".")
+        self.shown_value = int(shown_value) if shown_value.isdigit() else None
+        self.agents = _agents() if with_agents else ""
+        self.token = f"{self.value}.{self.agents}" if with_agents else str(self.value)
+
+    @property
+    def unchanged(self) -> bool:
+        return self.sent == self.token
+
+    @property
+    def minute_moved(self) -> bool:
+        return self.sent_agents != self.agents
+
+    def changed_applications(self) -> set[int] | None:
+        """The applications whose rows changed since the page's revision; None: compare everything."""
+        if self.shown_value is None:
+            return None
+        if self.sent_agents.partition(".")[0] != self.agents.partition(".")[0]:
+            return None  # An agent went online or offline: every cell of its environment may show it.
+        return revision.changed_since(self.shown_value, self.value)
 
 
 def unchanged(request) -> bool:
     """Whether the token the page sent is still current: one query, whatever the pipeline's size."""
-    sent = request.POST.get(TOKEN_FIELD, "")
-    value = revision.current()
-    expected = f"{value}.{_minute()}" if "." in sent else str(value)
-    return sent == expected
+    return Check(request).unchanged
 
 
 def no_content() -> HttpResponse:
     response = HttpResponse(status=204)
     del response["Content-Type"]  # Nothing to type: a few bytes less on every idle tab's poll.
     return response
+
+
+# Headers that govern a document, its content or what it loads: a 204 has no body, and the browser
+# keeps the page it shows, so they say nothing there. Content-Length is one a 204 must not carry
+# (RFC 9110, 8.6); Vary concerns caches, which keep no answer to a POST.
+NO_CONTENT_NEEDS_NOT = (
+    "Content-Security-Policy",
+    "X-Frame-Options",
+    "X-Content-Type-Options",
+    "Referrer-Policy",
+    "Cross-Origin-Opener-Policy",
+    "Content-Length",
+    "Vary",
+)
+
+
+class NoContentMiddleware:
+    """Outermost: strip a 204's headers to the few it needs, so an idle tab's poll is ~150 bytes.
+
+    Every other answer keeps every header (docs/security.md).
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code == 204:
+            for header in NO_CONTENT_NEEDS_NOT:
+                if header in response:
+                    del response[header]
+        return response
 
 
 def _digest(markup: str) -> str:
@@ -96,6 +166,39 @@ def sent_parts(request) -> list[tuple[str, str]]:
     return pairs
 
 
+def shown_rows(request) -> list[int]:
+    """The ids of the applications whose rows the page sent ("row-<id>")."""
+    return [int(part_id[4:]) for part_id, _ in sent_parts(request) if re.fullmatch(r"row-\d{1,18}", part_id)]
+
+
+def changed_only(request, html: str, token_html: str) -> HttpResponse:
+    """The answer of a refresh that rendered only some of the page's parts (stamped `html`).
+
+    Parts the page does not show are left out: this path never adds or removes a part.
+    """
+    before = dict(sent_parts(request))
+    swaps = [
+        _swap(markup) for part_id, digest, markup in parts(html) if before.get(part_id, digest) != digest
+    ]
+    swaps.append(_token_swap(token_html))
+    return HttpResponse("".join(swaps))
+
+
+def _swap(markup: str) -> str:
+    # <template>: a lone <tr> or <thead> would be dropped by the HTML parser.
+    opening = markup.index(">")
+    return f'<template>{markup[:opening]} hx-swap-oob="true"{markup[opening:]}</template>'
+
+
+def _token_swap(token_html: str) -> str:
+    return f'<template>{token_html} hx-swap-oob="true" hidden></span></template>'
+
+
+def token_span(span_id: str, value: str) -> str:
+    """The opening of the hidden span that carries a page's token (templates print the same)."""
+    return f'<span id="{span_id}" data-revision="{value}"'
+
+
 def changed_parts(request, response: HttpResponse, target: str | None) -> HttpResponse:
     """Turn a rendered, stamped fragment into the answer to a refresh that found a new token."""
     html = response.content.decode()
@@ -113,11 +216,9 @@ def changed_parts(request, response: HttpResponse, target: str | None) -> HttpRe
     swaps = []
     for part_id, digest, markup in now:
         if before.get(part_id) != digest:
-            # <template>: a lone <tr> or <thead> would be dropped by the HTML parser.
-            opening = markup.index(">")
-            swaps.append(f'<template>{markup[:opening]} hx-swap-oob="true"{markup[opening:]}</template>')
+            swaps.append(_swap(markup))
     new_token = re.search(r'<span id="[\w-]+-revision" data-revision="([^"]*)"', html)
     if new_token:
-        swaps.append(f'<template>{new_token.group(0)} hx-swap-oob="true" hidden></span></template>')
+        swaps.append(_token_swap(new_token.group(0)))
     answer = HttpResponse("".join(swaps), content_type=response.get("Content-Type"))
     return answer

@@ -91,7 +91,7 @@ def tag_environment(application, environment, text: str, *, user=None, notes: st
             defaults={"tag": tag, "changed_at": timezone.now()},
         )
         # The version the environment's agents are told changes with the tag (docs/agent.md).
-        revisions.bump([environment.pk])
+        revisions.bump([environment.pk], [application.pk])
         audit.record(
             AuditEvent.Action.TAG,
             user=user,

@@ -3,8 +3,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -46,14 +47,20 @@ def _environments_or_403(user):
 @require_http_methods(["GET", "POST"])
 def pipeline(request: HtmxHttpRequest):
     # POST is the grid's refresh (lifecycle/refresh.py): 204 while the revision it shows is current.
-    if request.method == "POST" and refresh.unchanged(request):
+    check = refresh.Check(request) if request.method == "POST" else None
+    if check and check.unchanged:
         return refresh.no_content()
-    pipeline_revision = revision.current()  # Before the rows: a change committed meanwhile bumps it again.
+    # Before the rows: a change committed meanwhile bumps it again.
+    pipeline_revision = check.value if check else revision.current()
     environments = _environments_or_403(request.user)
     query = request.GET.get("q", "").strip()[:100]
     show = request.GET.get("show", "")
     if show not in GRID_FILTERS:
         show = ""
+    # A filter may take rows in or out with any change: a filtered grid is compared whole.
+    changed = check.changed_applications() if check and not show else None
+    if changed is not None:
+        return _refresh_rows(request, check, changed, environments)
     applications = Application.objects.all()
     if query:
         applications = applications.filter(name__icontains=query)
@@ -92,15 +99,33 @@ def pipeline(request: HtmxHttpRequest):
     return response
 
 
+def _refresh_rows(request, check, changed: set[int], environments) -> HttpResponse:
+    """A grid refresh after changes to some applications: their rows among those shown, and the heads."""
+    ids = [pk for pk in refresh.shown_rows(request) if pk in changed]
+    rows = build_rows(Application.objects.filter(pk__in=ids), environments) if ids else []
+    agents = attach_live_states(rows, environments)
+    heads = [(environment, agents.get(environment.pk)) for environment in environments]
+    context = {"heads": heads, "rows": rows}
+    html = render_to_string("lifecycle/pipeline.html#refreshed", context, request)
+    token = refresh.token(check.value, environments)
+    return refresh.changed_only(request, refresh.stamp(html), refresh.token_span("grid-revision", token))
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def application_detail(request: HtmxHttpRequest, application_id: int):
     # POST is the page's refresh, as the grid's (lifecycle/refresh.py).
-    if request.method == "POST" and refresh.unchanged(request):
+    check = refresh.Check(request) if request.method == "POST" else None
+    if check and check.unchanged:
         return refresh.no_content()
-    pipeline_revision = revision.current()
+    pipeline_revision = check.value if check else revision.current()
     application = get_object_or_404(Application, pk=application_id)
     environments = _environments_or_403(request.user)
+    changed = check.changed_applications() if check and not check.minute_moved else None
+    if changed is not None and application.pk not in changed:
+        # Other applications changed, not this one (its times say minutes: not when the minute moved).
+        token = refresh.token(check.value, environments)
+        return refresh.changed_only(request, "", refresh.token_span("application-revision", token))
     row = build_rows([application], environments)[0]
     attach_live_states([row], environments)
     modules = list(application.modules.all())

@@ -240,7 +240,7 @@ def request_reapply(environment, application_ids, user) -> dict[int, int]:
         LiveApplication.objects.filter(environment=environment, application_id__in=application_ids).update(
             desired_generation=F("desired_generation") + 1
         )
-        revisions.bump([environment.pk])
+        revisions.bump([environment.pk], application_ids)
         return dict(
             LiveApplication.objects.filter(
                 environment=environment, application_id__in=application_ids
@@ -310,7 +310,7 @@ def retry(deployment, user) -> Deployment:
             delivery_deadline=deadline_from(now),
             heartbeat_at=now,
         )
-        revision.bump()  # An update(): no signal.
+        revision.bump(deployment.shown_applications())  # An update(): no signal.
         deployment.refresh_from_db()
         leases.log(
             deployment,

@@ -73,7 +73,7 @@ def _resolve(drift: Drift, resolution: str, user, **extra) -> None:
         raise DriftResolved(
             Drift.objects.select_related("module", "environment", "resolved_by").get(pk=drift.pk)
         )
-    revision.bump()  # An update(): no signal.
+    revision.bump(revision.applications_of(drift))  # An update(): no signal.
 
 
 def _files(drift: Drift) -> dict[str, bytes]:

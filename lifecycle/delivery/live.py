@@ -187,9 +187,24 @@ def _agent_statuses(environment_ids, now) -> dict[int, AgentStatus]:
     ).values_list("environment_id", "last_seen_at", "interval_seconds"):
         if seen[environment_id] is None or last_seen_at > seen[environment_id]:
             seen[environment_id] = last_seen_at
-        if now - last_seen_at <= timedelta(seconds=MISSED_POLLS * max(interval, 1)):
+        if _alive(now, last_seen_at, interval):
             online.add(environment_id)
     return {pk: AgentStatus(online=pk in online, last_seen_at=seen[pk]) for pk in environment_ids}
+
+
+def agents_online(now: datetime) -> set[int]:
+    """The agent environments with an agent online now, as their column heads say: one query."""
+    return {
+        environment_id
+        for environment_id, last_seen_at, interval in AgentToken.objects.filter(
+            environment__delivery=Delivery.AGENT, revoked_at__isnull=True, last_seen_at__isnull=False
+        ).values_list("environment_id", "last_seen_at", "interval_seconds")
+        if _alive(now, last_seen_at, interval)
+    }
+
+
+def _alive(now: datetime, last_seen_at: datetime, interval: int) -> bool:
+    return now - last_seen_at <= timedelta(seconds=MISSED_POLLS * max(interval, 1))
 
 
 def _deployments(application_ids, environment_ids):

@@ -404,8 +404,11 @@ def record_report(token: AgentToken, payload) -> dict:
             )
             for row in rows
         }
-        if gone or any(previous.get(application_id) != state for application_id, state in shown.items()):
-            revision.bump()  # Only when the live state moved: every agent reports every few seconds.
+        moved = [pk for pk, state in shown.items() if previous.get(pk) != state]
+        if gone:
+            revision.bump()  # A drift went away: rare, and its application is a query away.
+        elif moved:
+            revision.bump(moved)  # Only when the live state moved: every agent reports every few seconds.
         if report.interval is not None and report.interval != token.interval_seconds:
             AgentToken.objects.filter(pk=token.pk).update(interval_seconds=report.interval)
             token.interval_seconds = report.interval

@@ -16,6 +16,7 @@ from lifecycle import revision
 from lifecycle.models import Environment
 
 
-def bump(environment_ids: Iterable[int]) -> None:
+def bump(environment_ids: Iterable[int], applications: Iterable[int] | None = None) -> None:
+    """`applications`: the applications whose desired state changed there (None: any of them)."""
     Environment.objects.filter(pk__in=list(environment_ids)).update(state_revision=F("state_revision") + 1)
-    revision.bump()  # What should run there is shown on the grid too.
+    revision.bump(applications)  # What should run there is shown on the grid too.

@@ -101,7 +101,7 @@ def conclude(
         ).update(status=status, finished_at=now)
         if not ended:
             return False
-        revision.bump()  # An update(): no signal.
+        revision.bump(deployment.shown_applications())  # An update(): no signal.
         for level, line in lines:
             log(deployment, line, level)
         log(deployment, message, DeploymentLogLine.Level.ERROR if failed else DeploymentLogLine.Level.INFO)

@@ -214,5 +214,5 @@ def deploy_tag(tag, environment, *, user=None, comment: str = "", deployment=Non
             environment=environment, application=tag.application, defaults={"tag": tag, "changed_at": now}
         )
         # Even when no module changed, the tag did: agents are told the version it names.
-        revisions.bump([environment.pk])
+        revisions.bump([environment.pk], [tag.application_id])
     return len(changes)

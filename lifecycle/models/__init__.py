@@ -504,6 +504,11 @@ class Deployment(models.Model):
     def __str__(self):
         return f"Deployment {self.pk} into {self.target.name}"
 
+    def shown_applications(self) -> list[int] | None:
+        """The applications whose rows show this deployment (lifecycle.revision); None: unknown."""
+        applications = (self.requested or {}).get("applications")
+        return [int(pk) for pk in applications] if isinstance(applications, list) else None
+
     @property
     def is_running(self):
         """Still going: switching, or waiting for its delivery (the page keeps refreshing)."""
@@ -669,3 +674,20 @@ class PipelineRevision(models.Model):
 
     def __str__(self):
         return f"pipeline revision {self.value}"
+
+
+class PipelineChange(models.Model):
+    """Which application a pipeline revision changed: an application's id, or none for "anything".
+
+    A refresh that shows revision N reads the changes after N (lifecycle/refresh.py) and renders
+    again only the rows of the applications they name; a change with no application (an
+    environment, someone's access) makes it compare the whole page. Only the last
+    `lifecycle.revision.KEEP` revisions are kept: a page older than that compares the whole page.
+    """
+
+    revision = models.BigIntegerField(db_index=True)
+    # Not a foreign key: the record of a deleted application must not hold back its deletion.
+    application_id = models.BigIntegerField(null=True)
+
+    def __str__(self):
+        return f"revision {self.revision}: application {self.application_id or 'any'}"
