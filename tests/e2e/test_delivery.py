@@ -129,6 +129,7 @@ def test_deploy_is_delivered_and_a_drift_is_adopted_as_a_hotfix(
     expect(column).to_contain_text("agent online")
     expect(column.locator(".live-time").first).to_contain_text("reported")
     expect(column.locator(".live")).to_have_attribute(
-        "title", re.compile(r"delivered, 0\.4\+ applied, last report ")  # The adopted drift: 0.4+.
+        "title",
+        re.compile(r"delivered, 0\.4\+ applied, last report "),  # The adopted drift: 0.4+.
     )
     screenshot(page, "delivery-application-page")
