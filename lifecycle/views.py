@@ -102,13 +102,14 @@ def pipeline(request: HtmxHttpRequest):
 def _refresh_rows(request, check, changed: set[int], environments) -> HttpResponse:
     """A grid refresh after changes to some applications: their rows among those shown, and the heads."""
     ids = [pk for pk in refresh.shown_rows(request) if pk in changed]
+    token = refresh.token_span("grid-revision", refresh.token(check.value, environments))
+    if not ids and not check.minute_moved:  # Only rows not shown changed: the new revision is all.
+        return refresh.changed_only(request, "", token)
     rows = build_rows(Application.objects.filter(pk__in=ids), environments) if ids else []
     agents = attach_live_states(rows, environments)
     heads = [(environment, agents.get(environment.pk)) for environment in environments]
-    context = {"heads": heads, "rows": rows}
-    html = render_to_string("lifecycle/pipeline.html#refreshed", context, request)
-    token = refresh.token(check.value, environments)
-    return refresh.changed_only(request, refresh.stamp(html), refresh.token_span("grid-revision", token))
+    html = render_to_string("lifecycle/pipeline.html#refreshed", {"heads": heads, "rows": rows}, request)
+    return refresh.changed_only(request, refresh.stamp(html), token)
 
 
 @login_required
