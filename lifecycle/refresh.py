@@ -67,7 +67,7 @@ class Check:
         self.sent = request.POST.get(TOKEN_FIELD, "")
         self.value = revision.current()
         shown_value, with_agents, self.sent_agents = self.sent.partition(".")
-        self.shown_value = int(shown_value) if shown_value.isdigit() else None
+        self.shown_value = int(shown_value) if re.fullmatch(r"[0-9]{1,18}", shown_value) else None
         self.agents = _agents() if with_agents else ""
         self.token = f"{self.value}.{self.agents}" if with_agents else str(self.value)
 
@@ -168,7 +168,7 @@ def sent_parts(request) -> list[tuple[str, str]]:
 
 def shown_rows(request) -> list[int]:
     """The ids of the applications whose rows the page sent ("row-<id>")."""
-    return [int(part_id[4:]) for part_id, _ in sent_parts(request) if re.fullmatch(r"row-\d{1,18}", part_id)]
+    return [int(part[4:]) for part, _ in sent_parts(request) if re.fullmatch(r"row-[0-9]{1,18}", part)]
 
 
 def changed_only(request, html: str, token_html: str) -> HttpResponse:

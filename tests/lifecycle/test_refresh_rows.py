@@ -203,3 +203,15 @@ def test_a_login_moves_nothing_but_a_change_of_someones_flags_moves_anything(cli
     viewer.is_staff = True
     viewer.save()
     assert revision.changed_since(before, revision.current()) is None
+
+
+@pytest.mark.parametrize(
+    "revision_sent",
+    ["²", "1²", "99999999999999999999999999", "-1", "1.", "1.x.y.z", "१२", " 1", "1" * 5000],
+)
+def test_hostile_revisions_and_parts_are_compared_whole_never_a_500(client, viewer, many, revision_sent):
+    client.force_login(viewer)
+    sent = shown(client.get(URL).content.decode())
+    parts = sent["parts"] + ",row-²:00,row-99999999999999999999999:00,row-:,:,row-1x:zz," + "x" * 1000
+    response = post(client, URL, {"revision": revision_sent, "parts": parts})
+    assert response.status_code == 200
