@@ -23,6 +23,11 @@ def assert_valid(blocks, a, b):
         previous, i, j = (x, y, n), x + n, y + n
 
 
+def matched_lines(blocks):
+    """The pairs of line numbers that blocks match, however the blocks are cut."""
+    return {(x + k, y + k) for x, y, n in blocks for k in range(n)}
+
+
 def rebuilt(a, b):
     """b built from a by LineMatcher's opcodes: a diff that turns a into b gives b back."""
     result = []
@@ -50,8 +55,21 @@ def test_blocks_are_equal_lines_in_order(a, b, keywords):
 
 
 @given(lines, lines)
-def test_small_texts_are_matched_by_patience_over_the_whole(a, b):
-    assert matching_blocks(a, b) == PatienceSequenceMatcher(None, a, b).get_matching_blocks()
+def test_small_texts_keep_their_common_head_and_tail_and_patience_matches_between(a, b):
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    middle = PatienceSequenceMatcher(None, a[head : len(a) - tail], b[head : len(b) - tail])
+    expected = [(0, 0, head)] + [(head + x, head + y, n) for x, y, n in middle.get_matching_blocks()]
+    expected.append((len(a) - tail, len(b) - tail, tail))
+
+    blocks = matching_blocks(a, b)
+
+    assert_valid(blocks, a, b)
+    assert matched_lines(blocks) == matched_lines(expected)
 
 
 @given(lines, lines)
@@ -159,3 +177,27 @@ def test_merge3_takes_it_as_its_sequence_matcher():
     assert "".join(merged) == "".join(
         base[:100] + ["target\n"] + base[101:2_000] + ["source\n"] + base[2_001:]
     )
+
+
+# patiencediff refuses to recurse more than 10 deep on these (its Rust matcher panics).
+DEEP_OLD = [f"l{n}\n" for n in (23, 0, 23, 27, 27, 31, 31, 3, 3, 22, 2)]
+DEEP_NEW = [f"l{n}\n" for n in (0, 23, 0, 13, 23, 27, 10, 27, 31, 19, 31, 3, 10, 3, 22, 2, 22)]
+
+
+def test_texts_patiencediff_gives_up_on_are_still_diffed_and_merged():
+    diff = diff_split_lines(DEEP_OLD, DEEP_NEW)
+
+    assert_valid(matching_blocks(DEEP_OLD, DEEP_NEW), DEEP_OLD, DEEP_NEW)
+    assert rebuilt(DEEP_OLD, DEEP_NEW) == DEEP_NEW
+    assert (diff.added, diff.deleted) == (len(DEEP_NEW) - 11, len(DEEP_OLD) - 11)
+    assert resolve(merge_text(DEEP_OLD, DEEP_OLD, DEEP_NEW)).text == "".join(DEEP_NEW)
+
+
+def test_a_large_text_with_such_a_stretch_is_matched_around_it():
+    old = numbered(2_000) + DEEP_OLD + numbered(2_000)[1_000:]
+    new = numbered(2_000) + DEEP_NEW + numbered(2_000)[1_000:]
+
+    blocks = matching_blocks(old, new)
+
+    assert_valid(blocks, old, new)
+    assert sum(n for _, _, n in blocks) == 3_000 + 11
