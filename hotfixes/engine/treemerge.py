@@ -126,7 +126,10 @@ def merge_trees(
     `base` is the merge base's manifest (empty when the two have no common ancestor).
     """
     files = []
-    for path in sorted(base.keys() | target.keys() | source.keys()):
+    # The paths some side added, deleted or changed, by set operations on (path, hash) pairs (in C);
+    # a path all three have alike is nothing to merge.
+    changed = (base.items() ^ target.items()) | (base.items() ^ source.items())
+    for path in sorted({path for path, _ in changed}):
         b, t, s = base.get(path), target.get(path), source.get(path)
         if t == s:
             if t != b:
