@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, transaction
 from django.db.models import F
-from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
 from lifecycle.models import PipelineChange, PipelineRevision
 
@@ -172,8 +172,21 @@ def watch_lifecycle() -> None:
         delivery.Drift,
         get_user_model(),  # Staff and superuser flags decide what a viewer may see.
     )
+    pre_save.connect(_on_module_move, sender=models.Module, dispatch_uid="pipeline-revision-module-move")
     # A user's access is the highest of their groups'.
     m2m_changed.connect(_on_m2m_change, sender=_groups(), dispatch_uid="pipeline-revision-groups")
+
+
+def _on_module_move(sender, instance, raw=False, **kwargs) -> None:
+    """A module moved to another application (the admin's module form) leaves its old one's row too.
+
+    The save names the new one only (`applications_of`); the old one is read before it is lost.
+    """
+    if raw or instance._state.adding:
+        return
+    before = sender.objects.filter(pk=instance.pk).values_list("application_id", flat=True).first()
+    if before is not None and before != instance.application_id:
+        bump([before])
 
 
 def _on_m2m_change(sender, **kwargs) -> None:
