@@ -47,10 +47,15 @@ TOKEN_FIELD = "revision"
 PARTS_FIELD = "parts"
 
 
-def token(value: int, environments) -> str:
-    """The token of a page built at revision `value` (read before the page's other queries)."""
+def token(value: int, environments, agents: str = "") -> str:
+    """The token of a page built at revision `value` (read before the page's other queries).
+
+    `agents`: who was online as a refresh read it (`Check.agents`); else read now. Either way before
+    the rows, as the revision: an agent going offline after it shows under the next token, never
+    under this one.
+    """
     if any(environment.delivery == Delivery.AGENT for environment in environments):
-        return f"{value}.{_agents()}"
+        return f"{value}.{agents or _agents()}"
     return str(value)
 
 

@@ -53,6 +53,7 @@ def pipeline(request: HtmxHttpRequest):
     # Before the rows: a change committed meanwhile bumps it again.
     pipeline_revision = check.value if check else revision.current()
     environments = _environments_or_403(request.user)
+    page_token = refresh.token(pipeline_revision, environments, check.agents if check else "")
     query = request.GET.get("q", "").strip()[:100]
     show = request.GET.get("show", "")
     if show not in GRID_FILTERS:
@@ -60,7 +61,7 @@ def pipeline(request: HtmxHttpRequest):
     # A filter may take rows in or out with any change: a filtered grid is compared whole.
     changed = check.changed_applications() if check and not show else None
     if changed is not None:
-        return _refresh_rows(request, check, changed, environments)
+        return _refresh_rows(request, check, changed, environments, page_token)
     applications = Application.objects.all()
     if query:
         applications = applications.filter(name__icontains=query)
@@ -87,7 +88,7 @@ def pipeline(request: HtmxHttpRequest):
         "show": show,
         "filters": GRID_FILTERS,
         "refresh_seconds": settings.GRID_REFRESH_SECONDS,
-        "revision": refresh.token(pipeline_revision, environments),
+        "revision": page_token,
         "colspan": 2 * len(environments),
     }
     if request.method == "POST":
@@ -99,10 +100,10 @@ def pipeline(request: HtmxHttpRequest):
     return response
 
 
-def _refresh_rows(request, check, changed: set[int], environments) -> HttpResponse:
+def _refresh_rows(request, check, changed: set[int], environments, page_token: str) -> HttpResponse:
     """A grid refresh after changes to some applications: their rows among those shown, and the heads."""
     ids = [pk for pk in refresh.shown_rows(request) if pk in changed]
-    token = refresh.token_span("grid-revision", refresh.token(check.value, environments))
+    token = refresh.token_span("grid-revision", page_token)
     if not ids and not check.minute_moved:  # Only rows not shown changed: the new revision is all.
         return refresh.changed_only(request, "", token)
     rows = build_rows(Application.objects.filter(pk__in=ids), environments) if ids else []
@@ -122,11 +123,11 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
     pipeline_revision = check.value if check else revision.current()
     application = get_object_or_404(Application, pk=application_id)
     environments = _environments_or_403(request.user)
+    page_token = refresh.token(pipeline_revision, environments, check.agents if check else "")
     changed = check.changed_applications() if check and not check.minute_moved else None
     if changed is not None and application.pk not in changed:
         # Other applications changed, not this one (its times say minutes: not when the minute moved).
-        token = refresh.token(check.value, environments)
-        return refresh.changed_only(request, "", refresh.token_span("application-revision", token))
+        return refresh.changed_only(request, "", refresh.token_span("application-revision", page_token))
     row = build_rows([application], environments)[0]
     attach_live_states([row], environments)
     modules = list(application.modules.all())
@@ -162,7 +163,7 @@ def application_detail(request: HtmxHttpRequest, application_id: int):
         "sections": hooks.application_sections(request, application, environments),
     }
     context.update(application_history_context(application, environments, request.user))
-    context["revision"] = refresh.token(pipeline_revision, environments)
+    context["revision"] = page_token
     context["refresh_seconds"] = settings.GRID_REFRESH_SECONDS
     response = render(request, "lifecycle/application.html", context)
     response.content = refresh.stamp(response.content.decode())

@@ -1,10 +1,15 @@
 """Refreshes that must not leave a page stale: each changes what a page shows, then refreshes the page
 and compares it with a fresh one (lifecycle/refresh.py, lifecycle/revision.py)."""
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
-from tests.factories import released_application
+from lifecycle import pipeline, refresh
+from lifecycle.models import AgentToken
+from tests.delivery.test_live import report, seen
+from tests.factories import publish_files, released_application
 from tests.lifecycle.test_refresh import apply, shown
 
 pytestmark = pytest.mark.django_db(transaction=True)  # The revision moves when a change commits.
@@ -44,3 +49,71 @@ def test_a_module_moved_to_another_application_leaves_the_page_of_the_one_it_lef
     cart.save()
     response = post(client, url, shown(page))
     assert response.status_code == 200 and response["HX-Refresh"] == "true"  # Its module went away.
+
+
+@pytest.fixture
+def delivering(environments, monkeypatch):
+    """Shop and Blog released everywhere; Production delivers by agent, seen a second ago; time stopped."""
+    applications = [released_application(name, environments)[0] for name in ("Shop", "Blog")]
+    production = environments[-1]
+    production.delivery = "agent"
+    production.save()
+    token = seen(production, seconds_ago=1)
+    for application in applications:
+        report(application, production)
+    now = refresh.time.time()
+    monkeypatch.setattr(refresh.time, "time", lambda: now)  # The minute in the token does not move.
+    return applications, token
+
+
+def offline_after_the_first_read_of_agents(monkeypatch, token):
+    """The agent goes offline right after the request first reads who is online, before it reads again."""
+    done = []
+
+    def then_offline(read):
+        def wrapper(*args, **kwargs):
+            result = read(*args, **kwargs)
+            if not done:
+                done.append(True)
+                AgentToken.objects.filter(pk=token.pk).update(
+                    last_seen_at=token.last_seen_at - timedelta(days=1)  # An update(): no bump, as a poll.
+                )
+            return result
+
+        return wrapper
+
+    monkeypatch.setattr(pipeline, "live_states", then_offline(pipeline.live_states))
+    monkeypatch.setattr(refresh, "agents_online", then_offline(refresh.agents_online))
+
+
+def test_an_agent_going_offline_while_the_grid_is_built_is_not_missed(
+    client, viewer, environments, delivering, monkeypatch
+):
+    _, token = delivering
+    client.force_login(viewer)
+    offline_after_the_first_read_of_agents(monkeypatch, token)
+    page = client.get(URL).content.decode()
+    assert shown(refreshed(client, URL, page)) == shown(client.get(URL).content.decode())
+
+
+def test_an_agent_going_offline_while_a_row_refresh_runs_is_not_missed(
+    client, viewer, environments, delivering, monkeypatch
+):
+    (_, blog), token = delivering
+    client.force_login(viewer)
+    page = client.get(URL).content.decode()
+    publish_files(blog.modules.get(), environments[0], {"main.py": "new work"})  # Names Blog only.
+    offline_after_the_first_read_of_agents(monkeypatch, token)
+    updated = refreshed(client, URL, page)
+    assert shown(refreshed(client, URL, updated)) == shown(client.get(URL).content.decode())
+
+
+def test_an_agent_going_offline_while_the_application_page_is_built_is_not_missed(
+    client, viewer, environments, delivering, monkeypatch
+):
+    (shop, _), token = delivering
+    url = reverse("lifecycle:application", args=[shop.pk])
+    client.force_login(viewer)
+    offline_after_the_first_read_of_agents(monkeypatch, token)
+    page = client.get(url).content.decode()
+    assert shown(refreshed(client, url, page)) == shown(client.get(url).content.decode())
