@@ -4,8 +4,8 @@ The page shows a revision token (`token`): the pipeline revision (lifecycle.revi
 before anything else and, when some environment shown has agents, which agents are online
 (they go offline with time alone, with no write to bump on) and the minute (the column heads say
 "seen 2 minutes ago"). Each refreshable part of the grid (`<thead id="grid-head">`,
-`<tr id="row-N">`) carries `data-hash`, a digest of its own markup, stamped after rendering
-(`stamp`).
+`<tr id="row-N">`, `<nav id="grid-pages">`) carries `data-hash`, a digest of its own markup, stamped
+after rendering (`stamp`).
 
 The refresh is a POST of the token shown and the hashes shown (rows, in order), to the URL of
 the page with its filters. It is answered (`Check`):
@@ -38,9 +38,10 @@ from lifecycle import revision
 from lifecycle.delivery.live import agents_online
 from lifecycle.models import Delivery
 
-# A refreshable part: the grid's head, or one application's row. Neither holds another one.
+# A refreshable part: the grid's head, one application's row, or its pages (their count moves with
+# applications added on a later page, no row shown changing). None holds another one.
 # On an application's page: its deploy links, the head of its modules table and each module's row.
-PART_IDS = r"grid-head|row-\d+|deploy-links|modules-head|module-\d+"
+PART_IDS = r"grid-head|row-\d+|grid-pages|deploy-links|modules-head|module-\d+"
 PART = re.compile(rf'<(thead|tr|nav)(?=[^>]*\sid="({PART_IDS})")([^>]*>.*?</\1>)', re.S)
 HASH = re.compile(r' data-hash="([0-9a-f]*)"')
 TOKEN_FIELD = "revision"

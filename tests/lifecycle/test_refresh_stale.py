@@ -1,6 +1,7 @@
 """Refreshes that must not leave a page stale: each changes what a page shows, then refreshes the page
 and compares it with a fresh one (lifecycle/refresh.py, lifecycle/revision.py)."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -21,8 +22,14 @@ def post(client, url, sent):
 
 
 def refreshed(client, url, page):
+    """The page after one refresh, as htmx leaves it."""
     response = post(client, url, shown(page))
-    return page if response.status_code == 204 else apply(page, response.content.decode())
+    if response.status_code == 204:
+        return page
+    if response.get("HX-Retarget") == "#grid":  # The whole grid, in place of the old one.
+        grid = response.content.decode()
+        return re.sub(r'<section id="grid".*?</section>', lambda _: grid, page, flags=re.S)
+    return apply(page, response.content.decode())
 
 
 def test_a_module_moved_to_another_application_leaves_the_row_of_the_one_it_left(
@@ -117,3 +124,23 @@ def test_an_agent_going_offline_while_the_application_page_is_built_is_not_misse
     offline_after_the_first_read_of_agents(monkeypatch, token)
     page = client.get(url).content.decode()
     assert shown(refreshed(client, url, page)) == shown(client.get(url).content.decode())
+
+
+def test_an_application_added_on_a_later_page_updates_the_count_and_the_pages_of_the_first(
+    client, viewer, environments, settings
+):
+    settings.GRID_PAGE_SIZE = 2
+    for name in ("Alpha", "Beta"):
+        released_application(name, environments)
+    client.force_login(viewer)
+    page = client.get(URL).content.decode()
+    assert 'rel="next"' not in page
+    released_application("Gamma", environments)  # On page 2: the rows of page 1 stay as they are.
+    updated = refreshed(client, URL, page)
+    fresh = client.get(URL).content.decode()
+    assert 'rel="next"' in fresh and "of 3" in fresh
+    assert 'rel="next"' in updated and "of 3" in updated
+    released_application("Delta", environments)
+    updated = refreshed(client, URL, updated)
+    assert "of 4" in updated
+    assert shown(updated) == shown(client.get(URL).content.decode())
