@@ -34,7 +34,7 @@ import time
 from django.http import HttpResponse
 from django.utils import timezone
 
-from lifecycle import revision
+from lifecycle import access, revision
 from lifecycle.delivery.live import agents_online
 from lifecycle.models import Delivery
 
@@ -56,13 +56,17 @@ def token(value: int, environments, agents: str = "") -> str:
     under this one.
     """
     if any(environment.delivery == Delivery.AGENT for environment in environments):
-        return f"{value}.{agents or _agents()}"
+        return f"{value}.{agents or _agents(environment.pk for environment in environments)}"
     return str(value)
 
 
-def _agents() -> str:
-    """Which agents are online, and the minute: "<digest>.<minute>"."""
-    online = ",".join(str(pk) for pk in sorted(agents_online(timezone.now())))
+def _agents(environment_ids) -> str:
+    """Which of these environments have an agent online, and the minute: "<digest>.<minute>".
+
+    Only those the viewer sees: a digest of a few small ids is soon guessed, and would tell them
+    which environments they cannot see have agents, and when those go offline.
+    """
+    online = ",".join(str(pk) for pk in sorted(agents_online(timezone.now()) & set(environment_ids)))
     return f"{hashlib.blake2b(online.encode(), digest_size=4).hexdigest()}.{int(time.time() // 60)}"
 
 
@@ -74,7 +78,7 @@ class Check:
         self.value = revision.current()
         shown_value, with_agents, self.sent_agents = self.sent.partition(".")
         self.shown_value = int(shown_value) if re.fullmatch(r"[0-9]{1,18}", shown_value) else None
-        self.agents = _agents() if with_agents else ""
+        self.agents = _agents(access.levels_for(request.user)) if with_agents else ""
         self.token = f"{self.value}.{self.agents}" if with_agents else str(self.value)
 
     @property

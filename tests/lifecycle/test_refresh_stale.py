@@ -8,9 +8,9 @@ import pytest
 from django.urls import reverse
 
 from lifecycle import pipeline, refresh
-from lifecycle.models import AgentToken
+from lifecycle.models import AccessLevel, AgentToken
 from tests.delivery.test_live import report, seen
-from tests.factories import publish_files, released_application
+from tests.factories import make_user, publish_files, released_application
 from tests.lifecycle.test_refresh import apply, shown
 
 pytestmark = pytest.mark.django_db(transaction=True)  # The revision moves when a change commits.
@@ -144,3 +144,19 @@ def test_an_application_added_on_a_later_page_updates_the_count_and_the_pages_of
     updated = refreshed(client, URL, updated)
     assert "of 4" in updated
     assert shown(updated) == shown(client.get(URL).content.decode())
+
+
+def test_the_token_says_nothing_of_agents_in_environments_the_viewer_cannot_see(client, environments):
+    shop, _, _ = released_application("Shop", environments)
+    development, production = environments[0], environments[-1]
+    for environment in (development, production):
+        environment.delivery = "agent"
+        environment.save()
+    seen(development, seconds_ago=1)
+    hidden = seen(production, seconds_ago=1)
+    developer = make_user("dev-only", {development: AccessLevel.VIEW})
+    client.force_login(developer)
+    page = client.get(URL).content.decode()
+    AgentToken.objects.filter(pk=hidden.pk).update(last_seen_at=hidden.last_seen_at - timedelta(days=1))
+    assert post(client, URL, shown(page)).status_code == 204  # Nothing they may see changed.
+    assert shown(client.get(URL).content.decode())["revision"] == shown(page)["revision"]
