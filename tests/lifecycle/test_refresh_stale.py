@@ -5,10 +5,11 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from lifecycle import pipeline, refresh
-from lifecycle.models import AccessLevel, AgentToken
+from lifecycle.models import AccessLevel, AgentToken, EnvironmentAccess
 from tests.delivery.test_live import report, seen
 from tests.factories import make_user, publish_files, released_application
 from tests.lifecycle.test_refresh import apply, shown
@@ -160,3 +161,27 @@ def test_the_token_says_nothing_of_agents_in_environments_the_viewer_cannot_see(
     AgentToken.objects.filter(pk=hidden.pk).update(last_seen_at=hidden.last_seen_at - timedelta(days=1))
     assert post(client, URL, shown(page)).status_code == 204  # Nothing they may see changed.
     assert shown(client.get(URL).content.decode())["revision"] == shown(page)["revision"]
+
+
+def test_a_viewer_who_lost_an_environment_gets_no_cell_of_it_from_a_row_refresh(client, environments):
+    shop, (core,), _ = released_application("Shop", environments)
+    production = environments[-1]
+    viewer = make_user("losing", {environment: AccessLevel.VIEW for environment in environments})
+    client.force_login(viewer)
+    page = client.get(URL).content.decode()
+    EnvironmentAccess.objects.filter(environment=production).delete()
+    publish_files(core, environments[0], {"main.py": "new work"})
+    updated = refreshed(client, URL, page)
+    assert f'data-environment="{production.name}"' not in updated
+    assert shown(updated) == shown(client.get(URL).content.decode())
+
+
+def test_a_viewer_who_lost_every_environment_is_refused_the_refresh(client, viewer, environments):
+    shop, (core,), _ = released_application("Shop", environments)
+    for url in (URL, reverse("lifecycle:application", args=[shop.pk])):
+        client.force_login(viewer)
+        page = client.get(url).content.decode()
+        viewer.groups.clear()
+        publish_files(core, environments[0], {"main.py": f"work for {url}"})
+        assert post(client, url, shown(page)).status_code == 403
+        viewer.groups.set(Group.objects.all())
