@@ -6,6 +6,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.decorators.http import require_GET
 
+from config import api
 from lifecycle.auth_views import ThrottledLoginView
 
 # A request over DATA_UPLOAD_MAX_MEMORY_SIZE gets a 413 page that says so; other bad requests stay 400.
@@ -26,7 +27,8 @@ urlpatterns = [
     # The admin logs in through the same throttled, audited login as the console.
     path("admin/login/", ThrottledLoginView.as_view()),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("lifecycle.api_urls")),
+    # The agent protocol, the ninja API (with /api/v1/openapi.json), a problem 404 for the rest.
+    path("api/v1/", include((api.urlpatterns, "api"))),
     path("profile/tokens/", include("lifecycle.token_urls")),
     path("", include("hotfixes.urls")),
     path("", include("lifecycle.urls")),

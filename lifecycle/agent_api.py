@@ -4,7 +4,7 @@ docs/agent.md ("The protocol") is the contract. Every request authenticates
 with an agent token (`Authorization: Bearer sba_…`), which acts for its one
 environment and nobody else: it reads that environment's desired state,
 manifests and archives, and writes its reports, drift uploads and webhook
-answers. As in the rest of the API (lifecycle/api.py, whose errors these views
+answers. As in the rest of the API (lifecycle/api/raw.py, whose errors these views
 share) no session or cookie is consulted, so the views are CSRF-exempt and
 login_not_required, and every answer is JSON, errors included.
 
@@ -23,7 +23,7 @@ from django.http import HttpResponseNotModified, JsonResponse
 from django.utils.http import parse_etags
 from django.views.decorators.csrf import csrf_exempt
 
-from lifecycle.api import ApiError, api_view, bearer_token, read_body, read_zip_body
+from lifecycle.api.raw import ApiError, api_view, bearer_token, read_body, read_zip_body
 from lifecycle.archives import human_bytes, read_archive
 from lifecycle.delivery import agent_tokens, desired, reports
 from lifecycle.downloads import version_zip

@@ -4,15 +4,15 @@ Django refuses a form whose fields pass DATA_UPLOAD_MAX_MEMORY_SIZE (RequestData
 SuspiciousOperation), or that has more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields
 (TooManyFieldsSent), wherever the form is first read, often in a middleware, and hands the error
 to the 400 handler. This handler answers those cases 413 with the limits in words, and every
-other bad request as Django does, in JSON under /api/.
+other bad request as Django does; under /api/ as a problem (lifecycle/api/problems.py).
 """
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import JsonResponse
 from django.shortcuts import render
 from django.views import defaults
 
+from lifecycle.api import problems
 from lifecycle.archives import human_bytes
 
 
@@ -21,11 +21,11 @@ def bad_request(request, exception=None):
         if request.path.startswith("/api/"):
             # The API answers JSON, errors included, even for a body Django could not parse.
             message = "The request could not be read (a malformed body or header); nothing was done."
-            return JsonResponse({"error": {"code": "bad_request", "message": message}}, status=400)
+            return problems.error_for(request, 400, "bad_request", message)
         return defaults.bad_request(request, exception)
     message = _too_large(exception)
     if request.path.startswith("/api/"):
-        return JsonResponse({"error": {"code": "request_too_large", "message": message}}, status=413)
+        return problems.error_for(request, 413, "request_too_large", message)
     # The page renders without the session's user when the middleware never got that far.
     return render(request, "413.html", {"message": message}, status=413)
 

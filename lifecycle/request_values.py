@@ -1,6 +1,6 @@
 """Reading ids and text from requests safely, and refusing what no page accepts."""
 
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponseBadRequest
 
 MAX_ID_DIGITS = 18  # Fits a 64-bit primary key.
 
@@ -31,9 +31,9 @@ class RefuseNulMiddleware:
     def __call__(self, request):
         if self._has_nul(request):
             if request.path.startswith("/api/"):
-                return JsonResponse(
-                    {"error": {"code": "invalid_characters", "message": self.MESSAGE}}, status=400
-                )
+                from lifecycle.api import problems  # The API's own module imports this one.
+
+                return problems.error_for(request, 400, "invalid_characters", self.MESSAGE)
             return HttpResponseBadRequest(self.MESSAGE, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
 

@@ -37,8 +37,11 @@ def hash_token(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
-def create_token(owner, name: str) -> tuple[ApiToken, str]:
+def create_token(owner, name: str, *, read_only: bool = False, expires_at=None) -> tuple[ApiToken, str]:
     """`owner` makes themselves a token; return it and the raw token, which is never available again.
+
+    A `read_only` token may only read (the API answers 403 to anything but GET and HEAD); from
+    `expires_at` on (a moment in the future, or None for never) it answers 401.
 
     The owner is the one acting: within a request, anyone else signed in is
     refused, whichever page, form or endpoint calls this.
@@ -54,22 +57,46 @@ def create_token(owner, name: str) -> tuple[ApiToken, str]:
     max_length = ApiToken._meta.get_field("name").max_length
     if len(name) > max_length:
         raise ValueError(f"A token name has at most {max_length} characters.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValueError("The expiry date must be in the future.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(30)
     token = ApiToken.objects.create(
-        user=owner, name=name, prefix=raw[:PREFIX_LENGTH], token_hash=hash_token(raw)
+        user=owner,
+        name=name,
+        prefix=raw[:PREFIX_LENGTH],
+        token_hash=hash_token(raw),
+        read_only=read_only,
+        expires_at=expires_at,
     )
     logger.info("API token %s (%s) created by its owner %s", token.pk, token.prefix, owner.get_username())
     audit.record(
         AuditEvent.Action.TOKEN_CREATED,
         user=owner,
         summary=f"API token {name!r} ({token.prefix}…) created by its owner {owner.get_username()}",
-        after={"token": token.prefix, "name": name, "owner": owner.get_username()},
+        after={
+            "token": token.prefix,
+            "name": name,
+            "owner": owner.get_username(),
+            "read_only": read_only,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
     )
     return token, raw
 
 
 def authenticate(raw: str):
-    """The active user owning the active token `raw`, or None."""
+    """The active user owning the active, unexpired token `raw`, or None."""
+    token = find(raw)
+    if token is None or token.is_expired:
+        return None
+    return token.user
+
+
+def find(raw: str) -> ApiToken | None:
+    """The unrevoked token `raw` of an active user, expired or not (the caller says which), or None.
+
+    Using an unexpired token records when it was last used.
+    """
     if not raw or len(raw) > MAX_TOKEN_LENGTH or not raw.startswith(TOKEN_PREFIX):
         return None
     token = (
@@ -77,12 +104,12 @@ def authenticate(raw: str):
         .filter(token_hash=hash_token(raw), revoked_at__isnull=True, user__is_active=True)
         .first()
     )
-    if token is None:
-        return None
+    if token is None or token.is_expired:
+        return token
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    return token
 
 
 def revoke(token: ApiToken, by_user) -> bool:

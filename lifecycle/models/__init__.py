@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from lifecycle.version_numbers import VersionNumber
 
@@ -372,6 +373,12 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    read_only = models.BooleanField(
+        default=False, help_text="A read-only token may only read (GET): any other request answers 403."
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="From this moment on the token no longer works. Empty: never."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -382,6 +389,10 @@ class ApiToken(models.Model):
     @property
     def is_active(self):
         return self.revoked_at is None
+
+    @property
+    def is_expired(self):
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
 class ApplicationBlock(models.Model):

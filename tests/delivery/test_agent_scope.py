@@ -45,7 +45,7 @@ AGENT_ENDPOINTS = {
     "api:agent-delivery": "POST",
 }
 # Public by design: the same answer for everyone, token or not.
-PUBLIC = {"favicon.ico", "login/", "logout/", "admin/login/", "admin/logout/"}
+PUBLIC = {"favicon.ico", "login/", "logout/", "admin/login/", "admin/logout/", "api/v1/openapi.json"}
 REFUSED = {401, 403, 404, 405}
 LOGIN_PAGES = ("/login/", "/admin/login/")
 

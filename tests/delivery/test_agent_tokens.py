@@ -128,7 +128,7 @@ def test_the_personal_token_api_refuses_an_agent_token(production, client, djang
     assert tokens.authenticate(raw) is None
     response = client.get(reverse("api:application", args=["Anything"]), headers=bearer(raw))
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.json()["code"] == "unauthorized"
 
 
 def test_a_revoked_token_is_refused_and_revoked_once(production, environments):

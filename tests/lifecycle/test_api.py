@@ -41,12 +41,13 @@ def post_zip(client, url, body, headers):
 
 
 def assert_error(response, status, code):
+    """An RFC 9457 problem with the stable `code`; returns it."""
     assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/json"
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert error["message"]
-    return error
+    assert response["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status and problem["code"] == code
+    assert problem["type"] and problem["title"] and problem["detail"]
+    return problem
 
 
 def zipped_files(response):
@@ -189,7 +190,7 @@ def test_it_refuses_a_bad_zip_with_its_code_and_writes_nothing(client, environme
     body, code = hostile(name)
     counts = ModuleVersion.objects.count(), Blob.objects.count(), Hotfix.objects.count()
     response = post_zip(client, publish_url(cart, environments[2]), body, auth(developer))
-    error = assert_error(response, 400, code or response.json()["error"]["code"])
+    error = assert_error(response, 400, code or response.json()["code"])
     assert error["code"] != "server_error"
     assert (ModuleVersion.objects.count(), Blob.objects.count(), Hotfix.objects.count()) == counts
 
@@ -224,7 +225,7 @@ def test_it_refuses_a_stale_base_version(client, environments, developer, shop):
         client, publish_url(cart, development, base_version=1), make_zip({"b.py": b"b"}), headers
     )
     error = assert_error(stale, 409, "stale")
-    assert "v2 is current" in error["message"]
+    assert "v2 is current" in error["detail"]
     assert ModuleVersion.objects.count() == before
     current = post_zip(
         client, publish_url(cart, development, base_version=2), make_zip({"b.py": b"b"}), headers
@@ -308,7 +309,7 @@ def test_it_answers_404_for_unknown_modules_versions_and_environments(client, en
         reverse("api:environment-archive", args=[lonely.name, "Production"]), headers=headers
     )
     error = assert_error(response, 404, "not_found")
-    assert "no version in Production" in error["message"]
+    assert "no version in Production" in error["detail"]
 
 
 # The application's state.
@@ -392,7 +393,7 @@ def test_it_reads_the_state_in_a_fixed_number_of_queries(
     assert len(response.json()["environments"][0]["modules"]) == 20
 
 
-# Errors are JSON everywhere under /api/v1/.
+# Errors are problems everywhere under /api/v1/.
 
 
 @pytest.mark.parametrize(
@@ -404,11 +405,11 @@ def test_it_reads_the_state_in_a_fixed_number_of_queries(
         "/api/v1/modules/Shop-Cart/versions/x/archive",
     ],
 )
-def test_it_answers_unknown_api_urls_with_json(client, url):
+def test_it_answers_unknown_api_urls_with_a_problem(client, url):
     assert_error(client.get(url), 404, "not_found")
 
 
-def test_it_answers_a_wrong_method_with_json(client, environments, developer, shop):
+def test_it_answers_a_wrong_method_with_a_problem(client, environments, developer, shop):
     _, cart = shop
     response = client.get(publish_url(cart, environments[0]), headers=auth(developer))
     assert_error(response, 405, "method_not_allowed")
@@ -418,11 +419,11 @@ def test_it_answers_a_wrong_method_with_json(client, environments, developer, sh
     assert response["Allow"] == "GET"
 
 
-def test_it_answers_a_server_error_with_json(client, environments, viewer, shop, monkeypatch, caplog):
+def test_it_answers_a_server_error_with_a_problem(client, environments, viewer, shop, monkeypatch, caplog):
     def broken(*args):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("lifecycle.api.build_rows", broken)
+    monkeypatch.setattr("lifecycle.api.applications.build_rows", broken)
     response = client.get(reverse("api:application", args=["Shop"]), headers=auth(viewer))
     assert_error(response, 500, "server_error")
     assert "a bug" in caplog.text

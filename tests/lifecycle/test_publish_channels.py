@@ -117,7 +117,7 @@ def test_the_api_refuses_it(client, developer, environments, shop, bad, reason):
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 400
-    assert reason in response.json()["error"]["message"]
+    assert reason in response.json()["detail"]
     assert nothing_written()
 
 

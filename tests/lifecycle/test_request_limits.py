@@ -50,7 +50,7 @@ def test_a_form_over_the_request_limit_gets_a_413_page(client, developer, enviro
 
 
 @pytest.mark.django_db
-def test_an_api_request_over_the_limit_gets_json(client, settings):
+def test_an_api_request_over_the_limit_gets_a_problem(client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
     response = client.post(
         "/api/v1/modules/Cart/environments/Development/versions",
@@ -58,7 +58,8 @@ def test_an_api_request_over_the_limit_gets_json(client, settings):
         content_type="application/x-www-form-urlencoded",
     )
     assert response.status_code == 413
-    assert response.json()["error"]["code"] == "request_too_large"
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "request_too_large"
 
 
 @pytest.mark.django_db
@@ -67,14 +68,14 @@ def test_other_bad_requests_stay_400(client):
 
 
 @pytest.mark.django_db
-def test_an_api_request_django_cannot_parse_gets_a_json_400(client):
-    """A multipart body without its boundary fails while a middleware reads the form: still JSON."""
+def test_an_api_request_django_cannot_parse_gets_a_problem_400(client):
+    """A multipart body without its boundary fails while a middleware reads the form: still a problem."""
     response = client.post(
         "/api/v1/modules/Cart/environments/Development/versions", b"x", content_type="multipart/form-data"
     )
     assert response.status_code == 400
-    assert response["Content-Type"] == "application/json"
-    assert response.json()["error"]["code"] == "bad_request"
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "bad_request"
 
 
 # Chunked uploads: no Content-Length, so Django's request stream reads nothing.
@@ -128,7 +129,7 @@ def test_a_server_that_cannot_end_a_chunked_body_asks_for_a_length(developer, en
     path = f"/api/v1/modules/{module.name}/environments/Development/versions"
     response = ClientHandler()(chunked_environ(path, make_zip(FILES), token, terminated=False))
     assert response.status_code == 411
-    assert "Content-Length" in json.loads(response.content)["error"]["message"]
+    assert "Content-Length" in json.loads(response.content)["detail"]
     assert not ModuleVersion.objects.exists()
 
 

@@ -266,10 +266,8 @@ def test_a_hidden_version_answers_like_one_that_does_not_exist(world, client):
     api_hidden = client.get(reverse("api:version-archive", args=[world.module.name, 2]), headers=token)
     api_missing = client.get(reverse("api:version-archive", args=[world.module.name, 99]), headers=token)
     assert api_hidden.status_code == api_missing.status_code == 404
-    assert api_hidden.json()["error"]["code"] == api_missing.json()["error"]["code"] == "not_found"
-    assert api_hidden.json()["error"]["message"].replace("2", "N") == api_missing.json()["error"][
-        "message"
-    ].replace("99", "N")
+    assert api_hidden.json()["code"] == api_missing.json()["code"] == "not_found"
+    assert api_hidden.json()["detail"].replace("2", "N") == api_missing.json()["detail"].replace("99", "N")
 
 
 # Item 10: every download is a private, uncached attachment whose name cannot break the header.

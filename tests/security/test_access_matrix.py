@@ -171,8 +171,9 @@ URL_ACTIONS = {
     "api:version-archive": ["api-version-archive", "hidden-version-api-archive"],
     "api:application": ["api-application"],
 }
-# Public by design: logging in and out, and the API's JSON 404 for unknown URLs.
-PUBLIC_URLS = {"login", "logout", "api:not-found"}
+# Public by design: logging in and out, the API's problem 404 for unknown URLs (its root too), and its
+# OpenAPI schema, which describes the API and holds no data.
+PUBLIC_URLS = {"login", "logout", "api:not-found", "api:api-root", "api:openapi-json"}
 # For agent tokens only, never a user: their scope is a table of its own (tests/delivery/test_agent_scope.py).
 AGENT_URLS = {
     "api:agent-state",
@@ -222,7 +223,7 @@ class Outcome:
 
     status: int  # the exit code for a command
     body: bytes = b""
-    json: bool = False
+    problem: bool = False  # An RFC 9457 problem, as the API answers every refusal.
     login: str | None = None  # the login page it sent the user to, if any
     hx_redirect: bool = False
 
@@ -242,7 +243,7 @@ def _outcome(ctx, action, htmx) -> Outcome:
     return Outcome(
         response.status_code,
         body,
-        json=response.get("Content-Type") == "application/json",
+        problem=response.get("Content-Type") == "application/problem+json",
         login=login,
         hx_redirect="HX-Redirect" in response,
     )
@@ -261,7 +262,7 @@ def _matches(expected, action, outcome: Outcome, htmx) -> bool:
     if action.kind == "api":
         if expected == ALLOWED:
             return 200 <= status < 300
-        return outcome.json and status in {FORBIDDEN: (403,), HIDDEN: (404,), UNSEEN: (403, 404)}[expected]
+        return outcome.problem and status in {FORBIDDEN: (403,), HIDDEN: (404,), UNSEEN: (403, 404)}[expected]
     if expected == ALLOWED:
         if htmx and action.name.startswith("deploy"):
             # htmx follows HX-Redirect to the deployment page, instead of a 302.
@@ -459,7 +460,7 @@ def test_the_api_answers_401_without_a_valid_token(
     else:
         response = client.get(reverse(name, args=args), headers=headers)
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.json()["code"] == "unauthorized"
     assert "Bearer" in response["WWW-Authenticate"]
     assert differences(before, snapshot()) == []
 

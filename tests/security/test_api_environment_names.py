@@ -23,6 +23,6 @@ def test_an_unknown_environment_lists_only_those_the_user_sees(environments, cli
         headers={"Authorization": f"Bearer {raw}"},
     )
     assert response.status_code == 404
-    message = response.json()["error"]["message"]
+    message = response.json()["detail"]
     assert "Development" in message
     assert all(e.name not in message for e in environments[1:])

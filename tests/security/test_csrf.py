@@ -168,7 +168,7 @@ def test_the_api_ignores_a_session_cookie(with_csrf, environments, release_manag
     headers = {"X-CSRFToken": header} if with_csrf else {}
     response = _publish(csrf_client, ctx.module, environments[0], **headers)
     assert response.status_code == 401
-    assert response.json()["error"]["code"] == "unauthorized"
+    assert response.json()["code"] == "unauthorized"
     assert differences(before, snapshot()) == []
     reading = csrf_client.get(reverse("api:application", args=[ctx.application.name]))
     assert reading.status_code == 401

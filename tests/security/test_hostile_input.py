@@ -874,7 +874,7 @@ def test_the_api_refuses_a_hostile_zip(name, world):
     )
     _check(response, (400, 413), before)
     if code:
-        assert response.json()["error"]["code"] == code
+        assert response.json()["code"] == code
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
@@ -972,9 +972,9 @@ def test_the_api_refuses_hostile_requests(options, status, code, world):
     before = snapshot()
     response = _api(world, **options)
     _check(response, status, before)
-    assert response["Content-Type"] == "application/json"
+    assert response["Content-Type"] == "application/problem+json"
     if code:
-        assert response.json()["error"]["code"] == code
+        assert response.json()["code"] == code
 
 
 def test_the_api_refuses_a_base_version_in_superscript_digits(world):
@@ -989,7 +989,7 @@ def test_the_api_refuses_a_zip_over_the_limit(world, settings):
     before = snapshot()
     response = _api(world, body=ZIP)
     _check(response, 413, before)
-    assert response.json()["error"]["code"] == "archive_too_large"
+    assert response.json()["code"] == "archive_too_large"
 
 
 @pytest.mark.parametrize(
@@ -1008,7 +1008,7 @@ def test_the_api_answers_unknown_objects_with_a_json_404(url, status, world):
     before = snapshot()
     response = world.client.get(url, headers={"Authorization": f"Bearer {world.extra['raw']}"})
     _check(response, status, before)
-    assert response.json()["error"]["code"] == "not_found"
+    assert response.json()["code"] == "not_found"
 
 
 # ---------------------------------------------------------------------------
