@@ -16,6 +16,7 @@ when rows are added meanwhile, and costs the same on the last page as on the fir
 
 from __future__ import annotations
 
+import datetime
 from typing import Generic, TypeVar
 
 from django.core import signing
@@ -43,11 +44,19 @@ class Page(Schema, Generic[T]):
     next_cursor: str | None = Field(description="Send it as ?cursor= for the next page; null on the last")
 
 
+class _Encoder(DjangoJSONEncoder):
+    def default(self, o):
+        # DjangoJSONEncoder cuts times to milliseconds: a cursor needs the exact value to compare.
+        if isinstance(o, datetime.datetime | datetime.time):
+            return o.isoformat()
+        return super().default(o)
+
+
 class _Serializer:
-    """signing's JSON, with dates and decimals as DjangoJSONEncoder writes them."""
+    """signing's JSON, with dates, times and decimals written exactly."""
 
     def dumps(self, obj):
-        return DjangoJSONEncoder(separators=(",", ":")).encode(obj).encode("latin-1")
+        return _Encoder(separators=(",", ":")).encode(obj).encode("latin-1")
 
     def loads(self, data):
         return signing.JSONSerializer().loads(data)

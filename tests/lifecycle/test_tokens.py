@@ -1,11 +1,12 @@
 import hashlib
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
+from django.utils import timezone
 
 from lifecycle import tokens
 from lifecycle.audit import AuditMiddleware
@@ -163,6 +164,45 @@ def test_it_refuses_a_nameless_token_with_the_error_shown(client, developer):
     assert response.status_code == 422
     assert "form-errors" in response.content.decode()
     assert not ApiToken.objects.exists()
+
+
+def test_it_makes_a_read_only_token_that_expires_on_a_chosen_day(client, developer):
+    client.force_login(developer)
+    day = (timezone.now() + timedelta(days=30)).date()
+    response = client.post(
+        reverse("tokens:create"), {"name": "Dashboard", "read_only": "on", "expires_on": day.isoformat()}
+    )
+    assert response.status_code == 200
+    token = ApiToken.objects.get()
+    assert token.read_only
+    assert token.expires_at == datetime.combine(day, time.min, tzinfo=UTC)
+    html = client.get(reverse("tokens:list")).content.decode()
+    assert "Read-only" in html and "expires" in html
+
+
+def test_it_makes_a_read_write_token_that_never_expires_by_default(client, developer):
+    client.force_login(developer)
+    client.post(reverse("tokens:create"), {"name": "CI"})
+    token = ApiToken.objects.get()
+    assert (token.read_only, token.expires_at) == (False, None)
+
+
+@pytest.mark.parametrize("expires_on", ["yesterday", "2000-01-01", "today"])
+def test_it_refuses_an_expiry_that_is_not_in_the_future(client, developer, expires_on):
+    client.force_login(developer)
+    if expires_on == "today":
+        expires_on = timezone.now().astimezone(UTC).date().isoformat()
+    response = client.post(reverse("tokens:create"), {"name": "CI", "expires_on": expires_on})
+    assert response.status_code == 422
+    assert "form-errors" in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+
+def test_it_shows_an_expired_token_as_expired(client, developer):
+    token, _ = tokens.create_token(developer, "Old", expires_at=timezone.now() + timedelta(days=1))
+    ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    client.force_login(developer)
+    assert "Expired" in client.get(reverse("tokens:list")).content.decode()
 
 
 def test_it_revokes_a_token(client, developer):
