@@ -248,13 +248,16 @@ def _show_tags_of_equal_contents(rows: list[Row]) -> None:
     """A cell that differs from its own tag but runs exactly another tag's contents shows that tag.
 
     One query, only when some cell differs: every member of the tags (of those
-    applications) that hold the content of a module that differs. When several
-    tags match, the highest number is shown.
+    applications) that hold the content of one module of such a cell, one that
+    differs if any (a tag with all of a cell's contents holds that one too). When
+    several tags match, the highest number is shown.
     """
     differing = [(row.application.pk, cell) for row in rows for cell in row.cells if cell.has_plus]
     if not differing:
         return
-    contents = {cell.contents[m] for _, cell in differing for m in cell.changed_modules if m in cell.contents}
+    # One content a cell, not every differing one: the 500 of a large application made the list
+    # Django prepares and psycopg parses a measurable part of each deployment's validation (issue 11).
+    contents = {cell.contents[_one_module(cell)] for _, cell in differing}
     holding = TagMember.objects.filter(
         tag__application_id__in={application_id for application_id, _ in differing},
         version__tree_hash__in=contents,
@@ -301,3 +304,9 @@ def _show_tags_of_equal_contents(rows: list[Row]) -> None:
                 cell.tagged, cell.tagged_contents = tag["versions"], tag["contents"]
                 del cell.changed_modules  # It was computed against the environment's own tag.
                 break
+
+
+def _one_module(cell: Cell) -> int:
+    """A module the cell runs, one whose content differs from its tag's when there is one."""
+    changed = cell.changed_modules & cell.contents.keys()
+    return min(changed or cell.contents)

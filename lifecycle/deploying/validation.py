@@ -25,6 +25,7 @@ from lifecycle.models import (
     Module,
     ModuleFile,
     ModuleVersion,
+    TagMember,
 )
 from lifecycle.pipeline import build_rows
 from lifecycle.version_numbers import InvalidVersionNumber, NoNumberLeft, VersionNumber, suggest_next
@@ -138,11 +139,17 @@ class Dependencies:
 
 
 def declared_dependencies(version_ids) -> Dependencies:
-    """Read the versions' stageboard.json with the rules publishing applies, never raising."""
+    """Read the versions' stageboard.json with the rules publishing applies, never raising.
+
+    `version_ids`: ids, or a query of them (a subquery reads no list of ids from Python).
+    """
     dependencies = Dependencies({}, set())
-    for version_id, data in ModuleFile.objects.filter(
-        version_id__in=version_ids, path=DEPENDENCIES_FILE
-    ).values_list("version_id", "blob__data"):
+    # Unordered: a dict and a set are built, and the default ordering joins module and version to sort.
+    for version_id, data in (
+        ModuleFile.objects.filter(version_id__in=version_ids, path=DEPENDENCIES_FILE)
+        .order_by()
+        .values_list("version_id", "blob__data")
+    ):
         try:
             dependencies.uses[version_id] = parse_dependencies(bytes(data))
         except ArchiveRejected:
@@ -374,7 +381,7 @@ class _Context:
     hotfixed: set[int]
     blocks: dict[int, str]
     declared: Dependencies
-    names_in_target: set[str]
+    names_in_target: set[str]  # of the names some deployed version uses
     # Every application of the deployment counts: a module may use one of another application.
     names_deployed: set[str]
 
@@ -383,7 +390,8 @@ def validate(source, target, applications, numbers: dict[int, str] | None = None
     """Everything the user must know before deploying `applications` from `source` to `target`.
 
     `numbers` holds, per application id, the number the user typed for a new
-    tag; otherwise the suggested number is used. Reads a fixed number of queries.
+    tag; otherwise the suggested number is used. Reads a fixed number of queries, whatever the
+    number of modules (plus one when a side shows `+`, one when versions declare modules they use).
     """
     applications = list(applications)
     rows = build_rows(applications, [source, target])
@@ -399,8 +407,17 @@ def _read_context(source, target, applications, rows, numbers) -> _Context:
         application_id__in=application_ids
     ).values_list("application_id", "major", "minor", "patch"):
         taken[application_id].add(VersionNumber(major, minor, patch))
-    module_names = dict(Module.objects.filter(application_id__in=application_ids).values_list("pk", "name"))
-    deployed_versions = {v for row in rows for v in deploying(row.cells[0]).values()}
+    modules = Module.objects.filter(application_id__in=application_ids)
+    module_names = dict(modules.values_list("pk", "name"))
+    # Subqueries, not lists of the 500 ids of a large application: Django prepares each id of a
+    # list and psycopg parses every query holding one anew, three validations a deployment (issue 11).
+    # The versions deployed (`deploying`) are among those the source runs and the tags it shows.
+    deployable = CurrentVersion.objects.filter(environment=source, module__in=modules).values("version_id")
+    shown_tags = {row.cells[0].tag_id for row in rows if row.cells[0].tag_id is not None}
+    if shown_tags:
+        deployable = deployable.union(TagMember.objects.filter(tag_id__in=shown_tags).values("version_id"))
+    declared = declared_dependencies(deployable)
+    used = {name for names in declared.uses.values() for name in names}
     return _Context(
         source=source,
         target=target,
@@ -408,8 +425,8 @@ def _read_context(source, target, applications, rows, numbers) -> _Context:
         taken=taken,
         module_names=module_names,
         # One definition of the history graph: a partial merge does not contain its source.
-        links=effective_links(module_names),
-        versions=numbers_and_contents(ModuleVersion.objects.filter(module_id__in=module_names)),
+        links=effective_links(modules.values("pk")),
+        versions=numbers_and_contents(ModuleVersion.objects.filter(module__in=modules).order_by()),
         hotfixed={
             module_id for _, module_id in hooks.hotfix_state().hotfixed_modules(application_ids, [target.pk])
         },
@@ -418,9 +435,12 @@ def _read_context(source, target, applications, rows, numbers) -> _Context:
                 environment=target, application_id__in=application_ids, unblocked_at__isnull=True
             ).values_list("application_id", "reason")
         ),
-        declared=declared_dependencies(deployed_versions),
+        declared=declared,
+        # Only the names some version uses, not every module of the target (no query when none is used).
         names_in_target=set(
-            CurrentVersion.objects.filter(environment=target).values_list("module__name", flat=True)
+            CurrentVersion.objects.filter(environment=target, module__name__in=used).values_list(
+                "module__name", flat=True
+            )
         ),
         names_deployed={module_names[m] for row in rows for m in deploying(row.cells[0])},
     )

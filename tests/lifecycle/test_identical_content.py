@@ -118,6 +118,24 @@ def test_deploying_contents_equal_to_an_existing_tag_deploys_that_tag(environmen
     assert CurrentVersion.objects.get(environment=pre, module=cart).version == fix
 
 
+def test_an_environment_running_a_tags_contents_in_several_modules_shows_that_tag(
+    environments, seed, release_manager
+):
+    # Looked up by the content of one module: 0.3.1 holds Cart's too, but not Catalog's.
+    application, cart, fix, merged = seed
+    dev, qa, pre, prod = environments
+    catalog = application.modules.exclude(pk=cart.pk).get()
+    catalog_fix = publish_files(catalog, pre, {"main.py": "catalog fixed"}, user=release_manager)
+    tag_environment(application, pre, "0.3.2")
+    merge_back(catalog, catalog_fix, qa)
+
+    cells = row_of(application, environments).cells
+    assert [cell.label for cell in cells] == ["0.3", "0.3.2", "0.3.2", "0.3.1"]
+    assert cells[1].tagged == {cart.pk: fix.pk, catalog.pk: catalog_fix.pk}
+    (item,) = validate(qa, prod, [application]).items
+    assert not item.needs_tag and item.action_label == "Deploy 0.3.2"
+
+
 def test_a_real_difference_still_shows_plus_and_an_arrow(environments, seed):
     application, cart, _, _ = seed
     dev, qa, pre, prod = environments
