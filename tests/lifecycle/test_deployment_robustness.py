@@ -467,10 +467,9 @@ def test_a_publish_waiting_on_a_deployment_or_the_reverse_is_never_lost(
     assert_publish_kept(outcomes["deploy"], deployment, shop, core, web, published, qa, dev, before_in_qa)
 
 
-def test_a_switch_larger_than_one_batch_updates_every_row(environments, release_manager, monkeypatch):
-    # On PostgreSQL the rows change in UPDATE … FROM (VALUES …) batches: 5 modules in batches of 2
-    # take three, and each row gets its own version, the switch's time and its user.
-    monkeypatch.setattr(switching, "_VALUES_BATCH", 2)
+def test_a_switch_updates_every_row_with_its_own_version(environments, release_manager):
+    # On PostgreSQL the rows change in one UPDATE … FROM UNNEST of two arrays: each row gets its own
+    # version, and all of them the switch's time and its user.
     names = ("A", "B", "C", "D", "E")
     application, modules = changed_in_development("Batched", environments, module_names=names)
     dev, qa = environments[0], environments[1]
