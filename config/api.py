@@ -44,9 +44,23 @@ class JsonParser(Parser):
         return json.loads(request.body)
 
 
+class StageboardAPI(NinjaAPI):
+    def get_openapi_schema(self, **kwargs):
+        schema = super().get_openapi_schema(**kwargs)
+        # Ninja writes every schema'd answer as application/json; problems are problem+json.
+        for item in schema["paths"].values():
+            for operation in item.values():
+                for answer in operation.get("responses", {}).values():
+                    content = answer.get("content", {})
+                    ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                    if ref.endswith("/ProblemOut"):
+                        content[problems.CONTENT_TYPE] = content.pop("application/json")
+        return schema
+
+
 def new_api(**options) -> NinjaAPI:
     """A NinjaAPI with Stageboard's token authentication, JSON parsing and problem answers."""
-    api = NinjaAPI(
+    api = StageboardAPI(
         title="Stageboard API",
         version="1",
         description=DESCRIPTION,

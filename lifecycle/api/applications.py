@@ -5,6 +5,7 @@ from __future__ import annotations
 from ninja import Router, Schema
 
 from lifecycle import access
+from lifecycle.api import problems
 from lifecycle.api.modules import NO_ACCESS
 from lifecycle.api.problems import Problem
 from lifecycle.models import Application, ModuleVersion
@@ -38,7 +39,7 @@ class ApplicationStateOut(Schema):
 
 @router.get(
     "/{application_name}",
-    response=ApplicationStateOut,
+    response={200: ApplicationStateOut, **problems.responses(403, 404)},
     url_name="application",
     summary="An application's version and modules in each environment, and what its machines run",
 )

@@ -11,6 +11,7 @@ from django.urls import reverse
 from ninja import Router, Schema, Status
 
 from lifecycle import access, hooks, visibility
+from lifecycle.api import problems
 from lifecycle.api.problems import Problem
 from lifecycle.api.raw import read_zip_body
 from lifecycle.archives import read_archive
@@ -74,7 +75,7 @@ def find_environment(name: str, user) -> Environment:
 
 @router.post(
     "/{module_name}/environments/{environment_name}/versions",
-    response={200: PublishOut, 201: PublishOut},
+    response={200: PublishOut, 201: PublishOut, **problems.responses(400, 403, 404, 409, 411, 413, 415)},
     url_name="publish",
     summary="Publish a zip as the module's new version",
     openapi_extra=ZIP_BODY,
@@ -132,6 +133,7 @@ def publish_version(
 
 @router.get(
     "/{module_name}/versions/{int:number}/archive",
+    response=problems.responses(403, 404),
     url_name="version-archive",
     summary="Download a version as a zip",
     openapi_extra=ZIP_ANSWER,
@@ -146,6 +148,7 @@ def version_archive(request, module_name: str, number: int):
 
 @router.get(
     "/{module_name}/environments/{environment_name}/archive",
+    response=problems.responses(403, 404),
     url_name="environment-archive",
     summary="Download the version current in an environment",
     openapi_extra=ZIP_ANSWER,

@@ -23,6 +23,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from ninja import Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
 from lifecycle.api.raw import ARCHIVE_STATUS, ApiError, error_response
@@ -34,6 +35,24 @@ logger = logging.getLogger(__name__)
 CONTENT_TYPE = "application/problem+json"
 BEARER_CHALLENGE = 'Bearer realm="Stageboard"'
 AGENT_PREFIX = "/api/v1/agent/"
+
+
+class ProblemOut(Schema):
+    """How a problem reads in the schema; any operation may also answer extra members."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+def responses(*statuses: int) -> dict:
+    """`response={200: ItemOut, **problems.responses(403, 404)}`: document the refusals an operation makes.
+
+    401 (no valid token) and 422 (invalid parameters) apply to every operation and are added too.
+    """
+    return dict.fromkeys(sorted({401, 422, *statuses}), ProblemOut)
 
 
 class Problem(Exception):

@@ -58,3 +58,10 @@ def test_the_zip_bodies_and_answers_are_described(schema):
     assert "application/zip" in publish["requestBody"]["content"]
     archive = schema["paths"]["/api/v1/modules/{module_name}/versions/{number}/archive"]["get"]
     assert "application/zip" in archive["responses"]["200"]["content"]
+
+
+def test_the_refusals_are_described_as_problems(schema):
+    state = schema["paths"]["/api/v1/applications/{application_name}"]["get"]["responses"]
+    for status in ("401", "403", "404", "422"):
+        assert list(state[status]["content"]) == ["application/problem+json"]
+    assert list(state["200"]["content"]) == ["application/json"]
